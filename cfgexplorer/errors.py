@@ -16,6 +16,10 @@ class UnknownModelError(UserError):
     """The model reference resolves to nothing: not local, not bundled, not on the Hub."""
 
 
+class HubUnavailableError(UnknownModelError):
+    """The Hub is offline, unreachable or too slow, and nothing about the model is cached."""
+
+
 class GatedModelError(UserError):
     """The Hub refused access to the repository (gated or private)."""
 
