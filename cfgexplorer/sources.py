@@ -1,0 +1,217 @@
+"""Turn a model reference into a ModelSpec: local folder, bundled catalog, or the Hub.
+
+Order: an existing local path (a directory or a ``config.json``), then the
+bundled catalog (case-insensitive ids and aliases), then the Hugging Face Hub
+through :mod:`cfgexplorer.hub`. Configs from a folder or the Hub are filled
+with the defaults of the installed transformers when it knows the
+``model_type``, and read as plain JSON otherwise; remote code never runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import struct
+from pathlib import Path
+from typing import Any
+
+from cfgexplorer import catalog
+from cfgexplorer.errors import ModelConfigError, UnknownModelError
+from cfgexplorer.spec import ModelSpec, check_supported, spec_from_config
+
+log = logging.getLogger(__name__)
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[\w.\-]{1,96}$")
+# Safetensors element sizes in bytes, by the dtype names the headers use.
+SAFETENSORS_DTYPE_BYTES = {
+    "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
+    "I16": 2, "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1,
+    "BOOL": 1, "F4": 0.5,
+}  # fmt: skip
+_MAX_HEADER_BYTES = 100 * 2**20  # a safetensors header larger than this is not one
+
+
+def load_model(ref: str, token: str | None = None, revision: str | None = None) -> ModelSpec:
+    """Resolve ``ref`` to a :class:`ModelSpec`.
+
+    Parameters
+    ----------
+    ref
+        A local directory or config.json path, a catalog id, or a Hub repo id.
+    token
+        Hugging Face token for gated repositories (else ``HF_TOKEN``).
+    revision
+        Hub revision (branch, tag or commit); catalog and local ignore it.
+
+    Raises
+    ------
+    UnknownModelError, GatedModelError, ModelConfigError
+        With one sentence naming the problem and the fix.
+    """
+    text = (ref or "").strip()
+    if not text:
+        raise UnknownModelError("no model given; pass a catalog id, a Hub id or a config.json path")
+    path = Path(text).expanduser()
+    if path.exists():
+        return load_local(path)
+    if _looks_like_path(text):
+        raise UnknownModelError(
+            f"{text} does not exist; pass an existing directory or config.json path, "
+            "or a model id such as Qwen/Qwen3-32B"
+        )
+    entry = catalog.find(text)
+    if entry is not None:
+        return catalog.catalog_spec(entry.model_id)
+    if not _REPO_ID.match(text):
+        raise UnknownModelError(
+            f"{text!r} is neither a catalog model nor a Hub id of the form org/name; "
+            "run 'cfgexplorer models' to list the bundled ones"
+        )
+    return load_hub(text, token=token, revision=revision)
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        text.startswith((".", "/", "~"))
+        or text.endswith(".json")
+        or "\\" in text
+        or text.count("/") > 1
+    )
+
+
+def load_hub(repo_id: str, token: str | None = None, revision: str | None = None) -> ModelSpec:
+    """A Hub model's spec (config, ModelOpt config and safetensors counts)."""
+    from cfgexplorer.hub import fetch_hub_files
+
+    files = fetch_hub_files(repo_id, token=token, revision=revision)
+    config = fill_defaults(files.config)
+    spec = spec_from_config(
+        config,
+        model_id=files.repo_id,
+        source="hub",
+        revision=files.revision,
+        hf_quant_config=files.hf_quant_config,
+        safetensors_params=files.safetensors_params,
+    )
+    check_supported(spec)
+    return spec
+
+
+def load_local(path: Path) -> ModelSpec:
+    """A spec from a local folder (config.json beside its weights) or a config.json file."""
+    folder = path if path.is_dir() else path.parent
+    config_path = path / "config.json" if path.is_dir() else path
+    if not config_path.is_file():
+        raise ModelConfigError(
+            f"{folder} has no config.json; point at the model folder or its config.json"
+        )
+    config = read_json(config_path)
+    quant_path = folder / "hf_quant_config.json"
+    hf_quant = read_json(quant_path) if quant_path.is_file() and path.is_dir() else None
+    if hf_quant is None and (folder / "hf_quant_config.json").is_file():
+        hf_quant = read_json(folder / "hf_quant_config.json")
+    counts = local_safetensors_params(folder)
+    name = config.get("_name_or_path") or folder.name
+    spec = spec_from_config(
+        fill_defaults(config),
+        model_id=str(name) if name else str(folder),
+        source="local",
+        revision=None,
+        hf_quant_config=hf_quant,
+        safetensors_params=counts,
+    )
+    check_supported(spec)
+    return spec
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object, with a one-sentence error for truncated or malformed files."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelConfigError(f"{path} is not UTF-8 text; pass the model's config.json") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelConfigError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}; truncated?); "
+            "download the file again"
+        ) from exc
+    except OSError as exc:
+        raise ModelConfigError(f"{path} cannot be read ({exc.strerror}); check the path") from exc
+    if not isinstance(data, dict):
+        raise ModelConfigError(f"{path} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def local_safetensors_params(folder: Path) -> dict[str, int] | None:
+    """Parameter count per dtype from the safetensors headers in ``folder``, if any."""
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    counts: dict[str, int] = {}
+    for file in files:
+        try:
+            header = _read_safetensors_header(file)
+        except (OSError, ValueError) as exc:
+            log.info("skipping unreadable safetensors header in %s: %s", file.name, exc)
+            return None
+        for name, info in header.items():
+            if name == "__metadata__" or not isinstance(info, dict):
+                continue
+            n = 1
+            for dim in info.get("shape", []):
+                n *= int(dim)
+            dtype = str(info.get("dtype"))
+            counts[dtype] = counts.get(dtype, 0) + n
+    return counts or None
+
+
+def _read_safetensors_header(file: Path) -> dict[str, Any]:
+    with file.open("rb") as fh:
+        raw = fh.read(8)
+        if len(raw) < 8:
+            raise ValueError("file shorter than a safetensors header")
+        (length,) = struct.unpack("<Q", raw)
+        if length <= 0 or length > _MAX_HEADER_BYTES:
+            raise ValueError(f"implausible header length {length}")
+        return json.loads(fh.read(length))
+
+
+def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """Complete a config with transformers' defaults for its ``model_type``, when known.
+
+    Every key of the original config is kept; transformers only adds what is
+    missing (a trimmed Gemma 3 config gains its head counts and layer types).
+    A ``model_type`` transformers does not know is returned unchanged.
+    """
+    model_type = config.get("model_type")
+    if not model_type:
+        return config
+    try:
+        from transformers import CONFIG_MAPPING
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return config
+    if model_type not in CONFIG_MAPPING:
+        log.info(
+            "model_type %s unknown to transformers; reading the config as plain JSON", model_type
+        )
+        return config
+    try:
+        filled = CONFIG_MAPPING[model_type].from_dict(copy.deepcopy(config)).to_dict()
+    except Exception as exc:  # an unusual config keeps its own keys
+        log.info(
+            "transformers could not read the %s config (%s); using plain JSON", model_type, exc
+        )
+        return config
+    merged = dict(filled)
+    for key, value in config.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            inner = dict(merged[key])
+            inner.update(value)
+            merged[key] = inner
+        else:
+            merged[key] = value
+    for key in ("_commit_hash", "id2label", "label2id", "transformers_version"):
+        merged.pop(key, None)
+    return merged

@@ -1,0 +1,995 @@
+"""ModelSpec: one normalised view of a model architecture.
+
+A Hugging Face ``config.json`` comes in many dialects: nested ``text_config``
+for multimodal models, ``layer_types`` or ``hybrid_override_pattern`` or
+``sliding_window_pattern`` for mixed attention, MLA low-rank fields, a dozen
+spellings of the MoE sizes. :func:`spec_from_config` reads any of them into
+one frozen :class:`ModelSpec` holding exactly what the capacity and
+performance models need. Parameter counts and weight bytes are derived in
+:mod:`cfgexplorer.params`.
+
+Plain dictionaries only: no transformers import here (the catalog path must
+stay fast). Configs from the Hub or a local folder may first be filled with
+transformers' defaults by :mod:`cfgexplorer.sources`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cfgexplorer.errors import ModelConfigError, UnsupportedArchitectureError
+from cfgexplorer.quant import QuantScheme, parse_quantization
+
+# Attention kinds per layer.
+FULL = "full"
+SLIDING = "sliding"
+CHUNKED = "chunked"
+MLA = "mla"
+LINEAR = "linear"  # gated delta net / linear attention: fixed state per sequence
+MAMBA = "mamba"  # Mamba2 SSM: fixed state per sequence
+NONE = "none"  # no token mixer (MLP-only block, or a no-op attention)
+
+STATE_KINDS = (LINEAR, MAMBA)
+KV_KINDS = (FULL, SLIDING, CHUNKED, MLA)
+
+DTYPE_BYTES = {
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "float8_e4m3fn": 1,
+    "fp8": 1,
+    "fp8_e4m3": 1,
+    "fp8_e5m2": 1,
+    "fp8_ds_mla": 1,
+}
+
+_DTYPE_ALIASES = {
+    "fp32": "float32",
+    "float": "float32",
+    "torch.float32": "float32",
+    "fp16": "float16",
+    "half": "float16",
+    "torch.float16": "float16",
+    "bf16": "bfloat16",
+    "torch.bfloat16": "bfloat16",
+}
+
+
+def normalise_dtype(value: Any, default: str = "bfloat16") -> str:
+    """Return a canonical torch dtype name (float32, float16, bfloat16)."""
+    if value is None or value == "auto":
+        return default
+    text = str(value).lower()
+    text = _DTYPE_ALIASES.get(text, text)
+    if text not in ("float32", "float16", "bfloat16"):
+        return default
+    return text
+
+
+@dataclass(frozen=True)
+class LayerAttention:
+    """The token mixer of one decoder layer, as the KV cache sees it.
+
+    For full/sliding/chunked layers ``num_kv_heads`` x (``head_dim`` +
+    ``v_head_dim``) values are cached per token; for MLA one latent of
+    ``head_dim`` (= kv_lora_rank + qk_rope_head_dim) values; for linear and
+    Mamba layers a fixed state of ``conv_state_elems + ssm_state_elems``
+    values per sequence.
+    """
+
+    kind: str
+    num_heads: int = 0
+    num_kv_heads: int = 0
+    head_dim: int = 0
+    v_head_dim: int = 0
+    window: int | None = None
+    conv_state_elems: int = 0
+    ssm_state_elems: int = 0
+    extra_bytes_per_token: int = 0  # e.g. DeepSeek sparse-attention indexer keys (fp8 + scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.kind in KV_KINDS:
+            out.update(num_kv_heads=self.num_kv_heads, head_dim=self.head_dim)
+            if self.v_head_dim != self.head_dim and self.kind != MLA:
+                out["v_head_dim"] = self.v_head_dim
+        if self.window:
+            out["window"] = self.window
+        if self.kind in STATE_KINDS:
+            out.update(conv_state_elems=self.conv_state_elems, ssm_state_elems=self.ssm_state_elems)
+        return out
+
+
+@dataclass(frozen=True)
+class MLAConfig:
+    """Multi-head latent attention sizes (DeepSeek V2/V3, Kimi K2, GLM-4.7-Flash)."""
+
+    kv_lora_rank: int
+    qk_rope_head_dim: int
+    qk_nope_head_dim: int
+    v_head_dim: int
+    q_lora_rank: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class MoEConfig:
+    """Mixture-of-experts sizes; ``moe_layers`` are the layers with routed experts."""
+
+    num_experts: int
+    experts_per_token: int
+    expert_intermediate_size: int
+    num_shared_experts: int = 0
+    shared_expert_intermediate_size: int = 0
+    shared_expert_gate: bool = False
+    router_bias: bool = False
+    expert_bias: bool = False
+    latent_size: int = 0  # experts work in a smaller latent space (Nemotron 3 Super)
+    moe_layers: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["moe_layers"] = len(self.moe_layers)
+        return out
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """A vision (or audio) tower: its parameters are extra weights the text model loads."""
+
+    model_type: str
+    params: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the planner needs to know of a model, whatever its config looked like.
+
+    Sizes are in elements unless a name says bytes; ``layers`` has one
+    :class:`LayerAttention` per decoder layer.
+    """
+
+    model_id: str
+    model_type: str
+    architecture: str
+    source: str  # "catalog", "local" or "hub"
+    revision: str | None
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    tie_word_embeddings: bool
+    max_position_embeddings: int
+    dtype: str
+    layers: tuple[LayerAttention, ...]
+    mlp_kinds: tuple[str, ...]  # per layer: "dense", "moe", "none"
+    mlp_intermediate: tuple[int, ...]  # per layer dense MLP width (0 where none)
+    mlp_gated: bool = True
+    mla: MLAConfig | None = None
+    moe: MoEConfig | None = None
+    quant: QuantScheme = field(default_factory=QuantScheme)
+    vision: VisionConfig | None = None
+    num_mtp_layers: int = 0
+    attention_bias: bool = False
+    o_proj_bias: bool = False
+    mlp_bias: bool = False
+    qk_norm: bool = False
+    norms_per_layer: int = 2
+    norm_has_bias: bool = False
+    lm_head_bias: bool = False
+    attention_output_gate: bool = False
+    attention_sinks: bool = False
+    mixer_dims: dict[str, int] = field(default_factory=dict)  # linear-attention / Mamba sizes
+    checkpoint_stores_tied_head: bool = False  # safetensors keep lm_head despite tying
+    safetensors_params: dict[str, int] | None = None
+    notes: tuple[str, ...] = ()
+
+    # --- derived views -------------------------------------------------------
+    @property
+    def attention_kinds(self) -> dict[str, int]:
+        """Count of layers per attention kind."""
+        counts: dict[str, int] = {}
+        for layer in self.layers:
+            counts[layer.kind] = counts.get(layer.kind, 0) + 1
+        return counts
+
+    @property
+    def is_moe(self) -> bool:
+        return self.moe is not None
+
+    @property
+    def is_hybrid(self) -> bool:
+        """True when layers differ in how they cache (vLLM's hybrid KV-cache manager)."""
+        return len({(la.kind, la.window) for la in self.layers if la.kind != NONE}) > 1
+
+    @property
+    def dtype_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def params(self) -> Any:
+        """Parameter breakdown (see :mod:`cfgexplorer.params`), computed once."""
+        cached = self.__dict__.get("_params")
+        if cached is None:
+            from cfgexplorer.params import count_params
+
+            cached = count_params(self)
+            object.__setattr__(self, "_params", cached)
+        return cached
+
+    @property
+    def params_total(self) -> int:
+        """Parameters in the checkpoint (logical count: packed int4 unpacked)."""
+        return self.params.total
+
+    @property
+    def params_active(self) -> int:
+        """Parameters used per token (routed experts counted top-k only)."""
+        return self.params.active
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes vLLM loads for the weights at the checkpoint's own precision."""
+        return self.params.weight_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able summary (per-layer detail folded into counts)."""
+        return {
+            "model_id": self.model_id,
+            "model_type": self.model_type,
+            "architecture": self.architecture,
+            "source": self.source,
+            "revision": self.revision,
+            "num_layers": self.num_layers,
+            "hidden_size": self.hidden_size,
+            "num_attention_heads": self.num_attention_heads,
+            "num_kv_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "intermediate_size": self.intermediate_size,
+            "vocab_size": self.vocab_size,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "max_position_embeddings": self.max_position_embeddings,
+            "dtype": self.dtype,
+            "attention": _attention_summary(self),
+            "attention_kinds": self.attention_kinds,
+            "mla": self.mla.to_dict() if self.mla else None,
+            "moe": self.moe.to_dict() if self.moe else None,
+            "quantization": self.quant.to_dict(),
+            "vision": self.vision.to_dict() if self.vision else None,
+            "num_mtp_layers": self.num_mtp_layers,
+            "params_total": self.params_total,
+            "params_active": self.params_active,
+            "weight_bytes": self.weight_bytes,
+            "weight_gib": round(self.weight_bytes / 2**30, 3),
+            "params_by_module": self.params.by_module,
+            "safetensors_params": self.safetensors_params,
+            "notes": list(self.notes) + list(self.params.notes),
+        }
+
+
+def _attention_summary(spec: ModelSpec) -> str:
+    if spec.mla:
+        return "MLA"
+    kv, heads = spec.num_kv_heads, spec.num_attention_heads
+    if kv == heads:
+        base = "MHA"
+    elif kv == 1:
+        base = "MQA"
+    else:
+        base = f"GQA ({heads} query heads, {kv} KV heads)"
+    kinds = spec.attention_kinds
+    extras = [f"{n} {k}" for k, n in kinds.items() if k != FULL]
+    return base + (" + " + ", ".join(extras) if extras else "")
+
+
+# --- reading configs ---------------------------------------------------------
+
+_TEXT_KEYS = ("text_config", "llm_config", "language_config", "thinker_config")
+_VISION_KEYS = ("vision_config", "audio_config", "vision_tower_config")
+
+
+def text_config_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The config of the language model that vLLM serves (nested or top level)."""
+    for key in _TEXT_KEYS:
+        nested = config.get(key)
+        if isinstance(nested, dict) and (
+            "hidden_size" in nested or "num_hidden_layers" in nested or "n_embd" in nested
+        ):
+            if key == "thinker_config" and isinstance(nested.get("text_config"), dict):
+                return nested["text_config"]
+            return nested
+    return config
+
+
+def _first(cfg: dict[str, Any], *names: str, default: Any = None) -> Any:
+    for name in names:
+        value = cfg.get(name)
+        if value is not None:
+            return value
+    return default
+
+
+def _require(cfg: dict[str, Any], model_id: str, **alternatives: tuple[str, ...]) -> dict:
+    out = {}
+    missing = []
+    for label, names in alternatives.items():
+        value = _first(cfg, *names)
+        if value is None:
+            missing.append(label)
+        out[label] = value
+    if missing:
+        raise ModelConfigError(
+            f"the config of {model_id} lacks {', '.join(missing)}; "
+            "pass a complete config.json (or the model's Hub id)"
+        )
+    return out
+
+
+def spec_from_config(
+    config: dict[str, Any],
+    *,
+    model_id: str,
+    source: str,
+    revision: str | None = None,
+    hf_quant_config: dict[str, Any] | None = None,
+    safetensors_params: dict[str, int] | None = None,
+) -> ModelSpec:
+    """Normalise a config.json dictionary into a :class:`ModelSpec`.
+
+    Raises
+    ------
+    ModelConfigError
+        When required fields are missing or have impossible values.
+    """
+    if not isinstance(config, dict):
+        raise ModelConfigError(f"the config of {model_id} is not a JSON object")
+    text = text_config_of(config)
+    notes: list[str] = []
+    model_type = str(text.get("model_type") or config.get("model_type") or "unknown")
+    top_type = str(config.get("model_type") or model_type)
+    architectures = config.get("architectures") or text.get("architectures") or []
+    architecture = architectures[0] if architectures else f"{top_type} (no architectures key)"
+
+    if "block_configs" in text:
+        return _nemotron_nas(config, text, model_id, source, revision, hf_quant_config, notes)
+
+    num_layers = _num_layers(text, model_id)
+    hidden = _first(text, "hidden_size", "n_embd", "d_model")
+    heads = _first(text, "num_attention_heads", "n_head", "num_heads")
+    if hidden is None or heads is None:
+        missing = [
+            n for n, v in (("hidden_size", hidden), ("num_attention_heads", heads)) if v is None
+        ]
+        raise ModelConfigError(
+            f"the config of {model_id} lacks {', '.join(missing)}; "
+            "pass a complete config.json (or the model's Hub id)"
+        )
+    hidden, heads = int(hidden), int(heads)
+    kv_heads = int(_first(text, "num_key_value_heads", "n_head_kv", "num_kv_heads", default=heads))
+    head_dim = _first(text, "head_dim", "attention_head_dim", "kv_channels")
+    head_dim = int(head_dim) if head_dim else hidden // max(heads, 1)
+    vocab = _first(text, "vocab_size", "padded_vocab_size")
+    if vocab is None:
+        raise ModelConfigError(
+            f"the config of {model_id} lacks vocab_size; pass a complete config.json"
+        )
+    for label, value in (
+        ("num_hidden_layers", num_layers),
+        ("hidden_size", hidden),
+        ("num_attention_heads", heads),
+        ("vocab_size", vocab),
+    ):
+        if int(value) <= 0:
+            raise ModelConfigError(f"the config of {model_id} has {label}={value}; it must be > 0")
+
+    intermediate = int(
+        _first(text, "intermediate_size", "ffn_hidden_size", "n_inner", default=4 * hidden)
+    )
+    tie = bool(
+        _first(text, "tie_word_embeddings", default=None)
+        if "tie_word_embeddings" in text
+        else config.get("tie_word_embeddings", model_type.startswith("gemma"))
+    )
+    max_pos = int(
+        _first(
+            text,
+            "max_position_embeddings",
+            "max_sequence_length",
+            "seq_length",
+            "n_positions",
+            default=config.get("max_position_embeddings", 4096),
+        )
+    )
+    dtype = normalise_dtype(
+        _first(text, "torch_dtype", "dtype", default=None)
+        or _first(config, "torch_dtype", "dtype", default=None),
+        default="bfloat16",
+    )
+
+    mla = _mla(text)
+    layers = _layer_attention(
+        text, top_type, model_type, num_layers, heads, kv_heads, head_dim, mla, notes
+    )
+    moe = _moe(text, model_type, num_layers, intermediate, notes)
+    mlp_kinds, mlp_widths = _mlp_layout(text, model_type, num_layers, intermediate, moe, layers)
+
+    quant_cfg = text.get("quantization_config") or config.get("quantization_config")
+    quant = parse_quantization(quant_cfg, hf_quant_config)
+    if not quant.known:
+        notes.append(
+            f"unknown quantization method {quant.method!r}: weights are sized at the "
+            f"checkpoint dtype ({dtype})"
+        )
+
+    vision = _vision(config)
+    mtp = int(
+        _first(
+            text, "num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_layers", default=0
+        )
+        or 0
+    )
+    if model_type == "qwen3_next" and "num_nextn_predict_layers" not in text:
+        mtp = 1  # Qwen3-Next checkpoints carry one MTP layer their config does not declare
+
+    gemma = model_type.startswith("gemma")
+    norms = 4 if gemma and model_type not in ("gemma",) else 2
+    if model_type.startswith("nemotron_h") or _hybrid_pattern(text) or model_type == "phi":
+        norms = 1  # one pre-norm per block (phi runs attention and MLP in parallel)
+    attention_bias = bool(
+        text.get("attention_bias", False)
+        or text.get("qkv_bias", False)
+        or model_type in ("qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl_text", "phi")
+    )
+    o_bias = bool(text.get("attention_bias", False) or model_type == "phi")
+    if model_type in ("qwen2", "qwen2_moe"):
+        o_bias = False
+    qk_norm = bool(
+        text.get("use_qk_norm")
+        or model_type.startswith(("qwen3", "gemma3", "gemma4", "olmo2", "minimax_m2"))
+    )
+    mlp_gated = not (
+        model_type in ("phi", "gpt2", "starcoder2", "nemotron")
+        or str(text.get("mlp_hidden_act", text.get("hidden_act", ""))) == "relu2"
+    )
+
+    return ModelSpec(
+        model_id=model_id,
+        model_type=top_type if top_type == model_type else f"{top_type}/{model_type}",
+        architecture=architecture,
+        source=source,
+        revision=revision,
+        num_layers=num_layers,
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate_size=intermediate,
+        vocab_size=int(vocab),
+        tie_word_embeddings=tie,
+        max_position_embeddings=max_pos,
+        dtype=dtype,
+        layers=tuple(layers),
+        mlp_kinds=tuple(mlp_kinds),
+        mlp_intermediate=tuple(mlp_widths),
+        mlp_gated=mlp_gated,
+        mla=mla,
+        moe=moe,
+        quant=quant,
+        vision=vision,
+        num_mtp_layers=mtp,
+        attention_bias=attention_bias,
+        o_proj_bias=o_bias,
+        mlp_bias=bool(text.get("mlp_bias", False) or model_type == "phi"),
+        qk_norm=qk_norm,
+        norms_per_layer=norms,
+        norm_has_bias=model_type == "phi",
+        lm_head_bias=model_type == "phi",
+        attention_output_gate=bool(text.get("attn_output_gate", model_type == "qwen3_next")),
+        attention_sinks=model_type == "gpt_oss",
+        mixer_dims=_mixer_dims(text, hidden),
+        safetensors_params=safetensors_params,
+        notes=tuple(notes),
+    )
+
+
+def _mixer_dims(text: dict[str, Any], hidden: int) -> dict[str, int]:
+    """Sizes of linear-attention and Mamba mixers, for the parameter count."""
+    dims: dict[str, int] = {}
+    if text.get("linear_num_value_heads") or text.get("linear_key_head_dim"):
+        dims.update(
+            linear_num_key_heads=int(text.get("linear_num_key_heads") or 16),
+            linear_key_head_dim=int(text.get("linear_key_head_dim") or 128),
+            linear_num_value_heads=int(text.get("linear_num_value_heads") or 32),
+            linear_value_head_dim=int(text.get("linear_value_head_dim") or 128),
+            linear_conv_kernel=int(text.get("linear_conv_kernel_dim") or 4),
+        )
+    if _hybrid_pattern(text) or text.get("layers_block_type") or text.get("ssm_state_size"):
+        n_heads = int(_first(text, "mamba_num_heads", "mamba_n_heads", default=0) or 0)
+        head_dim = int(_first(text, "mamba_head_dim", "mamba_d_head", default=64) or 64)
+        inner = n_heads * head_dim if n_heads else int(_first(text, "expand", default=2)) * hidden
+        state = int(_first(text, "ssm_state_size", "mamba_d_state", default=128))
+        groups = int(_first(text, "n_groups", "mamba_n_groups", default=1))
+        dims.update(
+            mamba_inner=inner,
+            mamba_groups_state=groups * state,
+            mamba_heads=n_heads or inner // head_dim,
+            mamba_kernel=int(_first(text, "conv_kernel", "mamba_d_conv", default=4)),
+        )
+    return dims
+
+
+def _num_layers(text: dict[str, Any], model_id: str) -> int:
+    value = _first(text, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    if value is None:
+        for key in ("layers_block_type", "layer_types"):
+            if isinstance(text.get(key), list):
+                return len(text[key])
+        pattern = _hybrid_pattern(text)
+        if pattern:
+            return len(pattern)
+        raise ModelConfigError(
+            f"the config of {model_id} lacks num_hidden_layers; pass a complete config.json"
+        )
+    return int(value)
+
+
+def _hybrid_pattern(text: dict[str, Any]) -> str | None:
+    pattern = text.get("hybrid_override_pattern")
+    return pattern if isinstance(pattern, str) and pattern else None
+
+
+def _mla(text: dict[str, Any]) -> MLAConfig | None:
+    rank = text.get("kv_lora_rank")
+    if not rank:
+        return None
+    return MLAConfig(
+        kv_lora_rank=int(rank),
+        qk_rope_head_dim=int(text.get("qk_rope_head_dim") or 64),
+        qk_nope_head_dim=int(text.get("qk_nope_head_dim") or 128),
+        v_head_dim=int(text.get("v_head_dim") or 128),
+        q_lora_rank=int(text["q_lora_rank"]) if text.get("q_lora_rank") else None,
+    )
+
+
+def _mamba_state(text: dict[str, Any], hidden: int) -> tuple[int, int]:
+    """Conv and SSM state elements per sequence of one Mamba2 layer (before TP)."""
+    n_heads = int(_first(text, "mamba_num_heads", "mamba_n_heads", default=0) or 0)
+    head_dim = int(_first(text, "mamba_head_dim", "mamba_d_head", default=0) or 0)
+    if n_heads and head_dim:
+        inner = n_heads * head_dim
+    else:
+        inner = int(_first(text, "mamba_expand", "expand", default=2)) * hidden
+        head_dim = head_dim or 64
+        n_heads = inner // head_dim
+    state = int(_first(text, "ssm_state_size", "mamba_d_state", "state_size", default=128))
+    groups = int(_first(text, "n_groups", "mamba_n_groups", default=1))
+    kernel = int(_first(text, "conv_kernel", "mamba_d_conv", "mamba_conv_kernel", default=4))
+    conv = (inner + 2 * groups * state) * (kernel - 1)
+    ssm = n_heads * head_dim * state
+    return conv, ssm
+
+
+def _linear_attention_state(text: dict[str, Any]) -> tuple[int, int]:
+    """Conv and recurrent state elements per sequence of one gated-delta-net layer."""
+    k_heads = int(text.get("linear_num_key_heads") or 16)
+    v_heads = int(text.get("linear_num_value_heads") or 32)
+    k_dim = int(text.get("linear_key_head_dim") or 128)
+    v_dim = int(text.get("linear_value_head_dim") or 128)
+    kernel = int(text.get("linear_conv_kernel_dim") or 4)
+    conv_dim = 2 * k_heads * k_dim + v_heads * v_dim
+    return conv_dim * (kernel - 1), v_heads * k_dim * v_dim
+
+
+def _layer_attention(
+    text: dict[str, Any],
+    top_type: str,
+    model_type: str,
+    num_layers: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    mla: MLAConfig | None,
+    notes: list[str],
+) -> list[LayerAttention]:
+    """Decide, layer by layer, what the token mixer caches."""
+    hidden = int(_first(text, "hidden_size", "n_embd", "d_model"))
+    window = text.get("sliding_window")
+    window = int(window) if window else None
+    v_head_dim = int(text.get("v_head_dim") or head_dim) if not mla else head_dim
+
+    def full() -> LayerAttention:
+        return LayerAttention(FULL, heads, kv_heads, head_dim, v_head_dim)
+
+    def sliding(size: int | None = None, kv: int | None = None) -> LayerAttention:
+        return LayerAttention(
+            SLIDING, heads, kv or kv_heads, head_dim, v_head_dim, window=size or window
+        )
+
+    if mla:
+        latent = mla.kv_lora_rank + mla.qk_rope_head_dim
+        indexer = 0
+        if text.get("index_topk") or text.get("index_head_dim"):
+            # DeepSeek sparse attention keeps an FP8 key per token for its indexer,
+            # plus one FP32 scale per 128 values.
+            idx_dim = int(text.get("index_head_dim") or 128)
+            indexer = idx_dim + 4 * max(1, idx_dim // 128)
+        return [
+            LayerAttention(MLA, heads, 1, latent, latent, extra_bytes_per_token=indexer)
+            for _ in range(num_layers)
+        ]
+
+    pattern = _hybrid_pattern(text)
+    block_types = text.get("layers_block_type")
+    if pattern or isinstance(block_types, list):
+        symbols = pattern or "".join(
+            {"mamba": "M", "attention": "*", "moe": "E", "mlp": "-"}.get(str(b), "-")
+            for b in block_types
+        )
+        conv, ssm = _mamba_state(text, hidden)
+        out = []
+        for ch in symbols[:num_layers]:
+            if ch == "M":
+                out.append(LayerAttention(MAMBA, conv_state_elems=conv, ssm_state_elems=ssm))
+            elif ch == "*":
+                out.append(sliding() if window else full())
+            else:
+                out.append(LayerAttention(NONE))
+        return out
+
+    layer_types = text.get("layer_types")
+    if isinstance(layer_types, list) and layer_types:
+        conv, ssm = (0, 0)
+        if any("linear" in str(t) for t in layer_types):
+            conv, ssm = _linear_attention_state(text)
+        out = []
+        global_kv = int(text.get("num_global_key_value_heads") or kv_heads)
+        global_hd = int(text.get("global_head_dim") or head_dim)
+        for t in layer_types[:num_layers]:
+            t = str(t)
+            if "linear" in t:
+                out.append(LayerAttention(LINEAR, conv_state_elems=conv, ssm_state_elems=ssm))
+            elif "mamba" in t:
+                mconv, mssm = _mamba_state(text, hidden)
+                out.append(LayerAttention(MAMBA, conv_state_elems=mconv, ssm_state_elems=mssm))
+            elif "chunk" in t:
+                out.append(
+                    LayerAttention(
+                        CHUNKED,
+                        heads,
+                        kv_heads,
+                        head_dim,
+                        v_head_dim,
+                        window=int(text.get("attention_chunk_size") or 8192),
+                    )
+                )
+            elif "sliding" in t or "local" in t:
+                swa_kv = int(text.get("swa_num_key_value_heads") or kv_heads)
+                out.append(sliding(kv=swa_kv))
+            else:
+                out.append(
+                    LayerAttention(
+                        FULL,
+                        heads,
+                        global_kv,
+                        global_hd,
+                        global_hd if global_hd != head_dim else v_head_dim,
+                    )
+                )
+        if len(out) < num_layers:
+            notes.append("layer_types is shorter than num_hidden_layers; the rest taken as full")
+            out += [full() for _ in range(num_layers - len(out))]
+        return out
+
+    hybrid_list = text.get("hybrid_layer_pattern")
+    if isinstance(hybrid_list, list) and hybrid_list:
+        swa_kv = int(text.get("swa_num_key_value_heads") or kv_heads)
+        swa_window = int(text.get("sliding_window_size") or window or 128)
+        swa_hd = int(text.get("swa_head_dim") or head_dim)
+        swa_vd = int(text.get("swa_v_head_dim") or v_head_dim)
+        return [
+            LayerAttention(SLIDING, heads, swa_kv, swa_hd, swa_vd, window=swa_window)
+            if int(flag) == 1
+            else full()
+            for flag in hybrid_list[:num_layers]
+        ]
+
+    if model_type in ("qwen3_next",) or (
+        text.get("full_attention_interval") and text.get("linear_num_value_heads")
+    ):
+        interval = int(text.get("full_attention_interval") or 4)
+        conv, ssm = _linear_attention_state(text)
+        return [
+            full()
+            if (i + 1) % interval == 0
+            else LayerAttention(LINEAR, conv_state_elems=conv, ssm_state_elems=ssm)
+            for i in range(num_layers)
+        ]
+
+    if model_type.startswith("llama4") or text.get("attention_chunk_size"):
+        chunk = int(text.get("attention_chunk_size") or 8192)
+        no_rope = text.get("no_rope_layers")
+        interval = int(text.get("no_rope_layer_interval") or 4)
+        if not isinstance(no_rope, list) or len(no_rope) != num_layers:
+            no_rope = [int((i + 1) % interval != 0) for i in range(num_layers)]
+        # Layers that use RoPE attend within a chunk; NoPE layers see everything.
+        return [
+            LayerAttention(CHUNKED, heads, kv_heads, head_dim, v_head_dim, window=chunk)
+            if int(uses_rope)
+            else full()
+            for uses_rope in no_rope
+        ]
+
+    if model_type == "gemma2" and window:
+        return [sliding() if i % 2 == 0 else full() for i in range(num_layers)]
+    pattern_n = text.get("sliding_window_pattern")
+    if model_type.startswith("gemma3") and window:
+        n = int(pattern_n or 6)
+        return [sliding() if (i + 1) % n != 0 else full() for i in range(num_layers)]
+
+    if model_type.startswith(("qwen2", "qwen3")):
+        if window and text.get("use_sliding_window"):
+            start = int(text.get("max_window_layers") or 0)
+            return [sliding() if i >= start else full() for i in range(num_layers)]
+        return [full() for _ in range(num_layers)]
+
+    if model_type == "deepseek_v4":
+        ratios = text.get("compress_ratios") or []
+        notes.append(
+            "DeepSeek V4 compressed attention is approximated: one 512-wide latent per "
+            "token, divided by the layer's compression ratio"
+        )
+        out = []
+        for i in range(num_layers):
+            ratio = int(ratios[i]) if i < len(ratios) else 0
+            out.append(
+                LayerAttention(
+                    SLIDING if ratio == 0 else MLA,
+                    heads,
+                    1,
+                    head_dim // max(ratio, 1),
+                    head_dim // max(ratio, 1),
+                    window=window if ratio == 0 else None,
+                )
+            )
+        return out
+
+    sliding_types = ("mistral", "mixtral", "phi3", "starcoder2", "gemma")
+    max_pos = int(_first(text, "max_position_embeddings", default=0) or 0)
+    if window and model_type in sliding_types and (not max_pos or window < max_pos):
+        return [sliding() for _ in range(num_layers)]
+    if window and model_type not in sliding_types:
+        notes.append(
+            f"sliding_window={window} ignored: {model_type} does not use it without a layer pattern"
+        )
+    return [full() for _ in range(num_layers)]
+
+
+def _moe(
+    text: dict[str, Any], model_type: str, num_layers: int, intermediate: int, notes: list[str]
+) -> MoEConfig | None:
+    experts = _first(
+        text, "n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts", "n_experts"
+    )
+    if not experts or int(experts) <= 1:
+        return None
+    experts = int(experts)
+    top_k = int(
+        _first(
+            text,
+            "num_experts_per_tok",
+            "top_k_experts",
+            "experts_per_token",
+            "moe_top_k",
+            "num_experts_per_token",
+            default=1,
+        )
+    )
+    expert_inter = int(
+        _first(
+            text,
+            "moe_intermediate_size",
+            "expert_intermediate_size",
+            "moe_ffn_hidden_size",
+            default=intermediate,
+        )
+    )
+    shared = int(_first(text, "n_shared_experts", "num_shared_experts", default=0) or 0)
+    shared_inter = int(
+        _first(
+            text,
+            "shared_expert_intermediate_size",
+            "moe_shared_expert_intermediate_size",
+            "share_expert_dim",
+            default=0,
+        )
+        or 0
+    )
+    if model_type.startswith("llama4"):
+        shared, shared_inter = 1, intermediate
+        expert_inter = intermediate
+    if shared and not shared_inter:
+        shared_inter = expert_inter * shared
+    if shared_inter and not shared:
+        shared = 1
+    gate = model_type.startswith(("qwen2_moe", "qwen3_next", "qwen3_5_moe"))
+
+    moe_layers = _moe_layers(text, model_type, num_layers)
+    return MoEConfig(
+        num_experts=experts,
+        experts_per_token=top_k,
+        expert_intermediate_size=expert_inter,
+        num_shared_experts=shared,
+        shared_expert_intermediate_size=shared_inter,
+        shared_expert_gate=gate and shared_inter > 0,
+        router_bias=model_type in ("gpt_oss",)
+        or text.get("topk_method") == "noaux_tc"
+        or bool(text.get("moe_router_enable_expert_bias")),
+        expert_bias=model_type == "gpt_oss",
+        latent_size=int(text.get("moe_latent_size") or 0),
+        moe_layers=tuple(moe_layers),
+    )
+
+
+def _moe_layers(text: dict[str, Any], model_type: str, num_layers: int) -> list[int]:
+    pattern = _hybrid_pattern(text)
+    if pattern:
+        return [i for i, ch in enumerate(pattern[:num_layers]) if ch == "E"]
+    block_types = text.get("layers_block_type")
+    if isinstance(block_types, list):
+        return [i for i, b in enumerate(block_types[:num_layers]) if str(b) == "moe"]
+    freq = text.get("moe_layer_freq")
+    if isinstance(freq, list):
+        return [i for i, f in enumerate(freq[:num_layers]) if int(f)]
+    first_dense = int(_first(text, "first_k_dense_replace", "first_k_dense", default=0) or 0)
+    mlp_only = set(text.get("mlp_only_layers") or [])
+    step = int(_first(text, "interleave_moe_layer_step", "decoder_sparse_step", default=1) or 1)
+    if isinstance(freq, int) and freq > 1 and model_type.startswith("deepseek"):
+        step = freq
+    layers = []
+    for i in range(num_layers):
+        if i < first_dense or i in mlp_only:
+            continue
+        if model_type.startswith("llama4"):
+            if (i + 1) % step == 0:
+                layers.append(i)
+        elif (i + 1) % step == 0:
+            layers.append(i)
+    return layers
+
+
+def _mlp_layout(
+    text: dict[str, Any],
+    model_type: str,
+    num_layers: int,
+    intermediate: int,
+    moe: MoEConfig | None,
+    layers: list[LayerAttention],
+) -> tuple[list[str], list[int]]:
+    """Per layer: what kind of MLP it has and the width of its dense MLP."""
+    pattern = _hybrid_pattern(text)
+    block_types = text.get("layers_block_type")
+    if pattern or isinstance(block_types, list):
+        symbols = pattern or "".join(
+            {"mamba": "M", "attention": "*", "moe": "E", "mlp": "-"}.get(str(b), "-")
+            for b in block_types
+        )
+        kinds, widths = [], []
+        for ch in symbols[:num_layers]:
+            if ch == "E":
+                kinds.append("moe")
+                widths.append(0)
+            elif ch == "-":
+                kinds.append("dense")
+                widths.append(intermediate)
+            else:
+                kinds.append("none")
+                widths.append(0)
+        return kinds, widths
+    moe_set = set(moe.moe_layers) if moe else set()
+    dense_width = int(text.get("intermediate_size_mlp") or intermediate)
+    kinds, widths = [], []
+    for i in range(num_layers):
+        if i in moe_set:
+            kinds.append("moe")
+            # Gemma 4 MoE layers keep a dense MLP beside the experts.
+            widths.append(intermediate if model_type.startswith("gemma4") else 0)
+        else:
+            kinds.append("dense")
+            widths.append(dense_width)
+    return kinds, widths
+
+
+def _vision(config: dict[str, Any]) -> VisionConfig | None:
+    from cfgexplorer.params import vision_tower_params
+
+    total = 0
+    types = []
+    for key in _VISION_KEYS:
+        sub = config.get(key)
+        if isinstance(sub, dict) and sub:
+            total += vision_tower_params(sub, config)
+            types.append(str(sub.get("model_type") or key))
+    if not total:
+        return None
+    return VisionConfig(model_type="+".join(types), params=total)
+
+
+def _nemotron_nas(
+    config: dict[str, Any],
+    text: dict[str, Any],
+    model_id: str,
+    source: str,
+    revision: str | None,
+    hf_quant_config: dict[str, Any] | None,
+    notes: list[str],
+) -> ModelSpec:
+    """DeciLM / Nemotron-NAS: every layer has its own attention and FFN shape."""
+    blocks = text["block_configs"]
+    hidden = int(text["hidden_size"])
+    heads = int(text["num_attention_heads"])
+    head_dim = int(text.get("head_dim") or hidden // heads)
+    layers, kinds, widths = [], [], []
+    kv_counts = []
+    for block in blocks:
+        attn = block.get("attention") or {}
+        ffn = block.get("ffn") or {}
+        if attn.get("no_op") or attn.get("replace_with_linear"):
+            layers.append(LayerAttention(NONE))
+        else:
+            kv = heads // int(attn.get("n_heads_in_group") or 1)
+            kv_counts.append(kv)
+            layers.append(LayerAttention(FULL, heads, kv, head_dim, head_dim))
+        if ffn.get("no_op") or ffn.get("replace_with_linear"):
+            kinds.append("none")
+            widths.append(0)
+        else:
+            kinds.append("dense")
+            widths.append(_ffn_mult_to_width(float(ffn.get("ffn_mult") or 1.0), hidden))
+    if any(b.get("attention", {}).get("replace_with_linear") for b in blocks):
+        notes.append("attention blocks replaced by a linear layer are not counted")
+    quant = parse_quantization(text.get("quantization_config"), hf_quant_config)
+    return ModelSpec(
+        model_id=model_id,
+        model_type=str(text.get("model_type")),
+        architecture=(config.get("architectures") or ["DeciLMForCausalLM"])[0],
+        source=source,
+        revision=revision,
+        num_layers=len(blocks),
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        num_kv_heads=max(kv_counts) if kv_counts else 0,
+        head_dim=head_dim,
+        intermediate_size=max(widths) if widths else 0,
+        vocab_size=int(text["vocab_size"]),
+        tie_word_embeddings=bool(text.get("tie_word_embeddings", False)),
+        max_position_embeddings=int(text.get("max_position_embeddings") or 4096),
+        dtype=normalise_dtype(text.get("torch_dtype")),
+        layers=tuple(layers),
+        mlp_kinds=tuple(kinds),
+        mlp_intermediate=tuple(widths),
+        quant=quant,
+        notes=tuple(notes),
+    )
+
+
+def _ffn_mult_to_width(ffn_mult: float, hidden: int) -> int:
+    """DeciLM's FFN width: 2/3 of mult x hidden, rounded up to a multiple of 256."""
+    width = int(2 * ffn_mult * hidden / 3)
+    return -(-width // 256) * 256
+
+
+def check_supported(spec: ModelSpec) -> None:
+    """Raise if the spec has nothing the planner can model."""
+    if not spec.layers:
+        raise UnsupportedArchitectureError(
+            f"{spec.model_id} ({spec.architecture}) has no decoder layers the planner understands"
+        )
