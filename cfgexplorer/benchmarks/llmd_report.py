@@ -99,16 +99,26 @@ def _jsonable(node: Any) -> Any:
 
 def validate(doc: Mapping[str, Any], version: str) -> None:
     """Raise :class:`ReportFileError` naming the first schema violation."""
+    import jsonschema
+
     validator = _validator(_SCHEMA_FOR_VERSION[version])
     candidate = dict(_jsonable(doc))
     candidate["version"] = version
-    for error in sorted(validator.iter_errors(candidate), key=lambda e: list(e.path)):
-        where = "/".join(str(p) for p in error.path) or "(top level)"
+    errors = []
+    for error in validator.iter_errors(candidate):
+        where = "/".join(str(p) for p in error.path)
         lenient = version == "0.1" and where == "scenario/load/name"
-        if lenient and str(error.instance) in _V01_EXTRA_GENERATORS:
-            continue
-        message = error.message if len(error.message) < 160 else error.message[:157] + "..."
-        raise ReportFileError(f"schema violation (v{version}) at {where}: {message}")
+        if not (lenient and str(error.instance) in _V01_EXTRA_GENERATORS):
+            errors.append(error)
+    if not errors:
+        return
+    best = jsonschema.exceptions.best_match(errors)
+    where = "/".join(str(p) for p in best.absolute_path) or "(top level)"
+    message = best.message
+    if message.startswith(("{", "[")) or len(message) > 160:
+        # The message would quote the whole offending block; name the rule instead.
+        message = f"fails the schema's {best.validator!r} rule"
+    raise ReportFileError(f"schema violation (v{version}) at {where}: {message}")
 
 
 def import_report(doc: Mapping[str, Any], version: str) -> list[Row]:

@@ -1,0 +1,149 @@
+"""``cfgexplorer sweep``: exit statuses, JSON keys, --output formats, presets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cfgexplorer.cli import main
+from cfgexplorer.paths import data_dir
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CFGEXPLORER_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def demo() -> Path:
+    return data_dir() / "benchmarks"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(["sweep", *argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_demo_sweep_json(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    status, out, err = _run(capsys, str(demo), "--slo", "P90_TTFT_ms<=2000")
+    result = json.loads(out)
+
+    assert status == 0
+    assert err == ""
+    assert list(result) == [
+        "loaded",
+        "preset",
+        "scenario_columns",
+        "scenarios",
+        "slos",
+        "meeting_slos",
+        "pareto",
+        "output",
+    ]
+    assert result["loaded"]["rows"] == 15
+    assert result["loaded"]["skipped"] == []
+    assert result["slos"] == ["P90_TTFT_ms<=2000"]
+    assert 0 < result["meeting_slos"] < 15
+    front = result["pareto"]["rows"]
+    assert front
+    assert all(row["Thpt_per_GPU"] is not None for row in front)
+    assert result["pareto"]["metrics"] == ["Thpt_per_User", "Thpt_per_GPU"]
+
+
+def test_demo_pd_rows_have_gpu_counts(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    status, out, _ = _run(capsys, str(demo), "--preset", "pd-vs-aggregate")
+    rows = json.loads(out)["pareto"]["rows"]
+
+    assert status == 0
+    counts = {(r["Is_PD"], r["Num_GPUs"]) for r in rows if "llm-d-exp-7" in r["File"]}
+    assert counts <= {(True, 2.0), (True, 3.0), (False, 2.0), (False, 3.0)}
+    assert any(r["Is_PD"] for r in rows)
+    assert any(r["Is_PD"] is False for r in rows)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv", ".parquet"])
+def test_output_writes_the_filtered_table(
+    capsys: pytest.CaptureFixture[str], demo: Path, tmp_path: Path, suffix: str
+) -> None:
+    target = tmp_path / f"table{suffix}"
+
+    status, out, _ = _run(capsys, str(demo), "--slo", "Mean_TPOT_ms<=10", "--output", str(target))
+    meeting = json.loads(out)["meeting_slos"]
+
+    assert status == 0
+    if suffix == ".json":
+        rows = json.loads(target.read_text())
+        assert isinstance(rows, list)
+        assert len(rows) == meeting
+        assert all(r["Mean_TPOT_ms"] <= 10 for r in rows)
+        assert {"Model", "GPU", "Num_GPUs", "P90_TTFT_ms"} <= set(rows[0])
+    elif suffix == ".csv":
+        assert len(pd.read_csv(target)) == meeting
+    else:
+        assert len(pd.read_parquet(target)) == meeting
+
+
+def test_missing_path_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _run(capsys, "/no/such/dir")
+
+    assert status == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "no such file or directory" in err
+
+
+def test_bad_slo_exits_2(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    status, _, err = _run(capsys, str(demo), "--slo", "P90_TTFT_ms>=5")
+
+    assert status == 2
+    assert "lower is better" in err
+
+
+def test_unknown_pareto_column_exits_2(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    status, _, err = _run(capsys, str(demo), "--pareto", "Speed,Thpt_per_GPU")
+
+    assert status == 2
+    assert "unknown column 'Speed'" in err
+
+
+def test_nothing_loadable_exits_2_but_lists_reasons(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "junk.yaml").write_text("just: text\n")
+
+    status, out, err = _run(capsys, str(tmp_path))
+
+    assert status == 2
+    assert json.loads(out)["loaded"]["skipped"][0]["reason"].startswith("unknown format")
+    assert "no benchmark results" in err
+
+
+def test_bad_output_suffix_exits_2(
+    capsys: pytest.CaptureFixture[str], demo: Path, tmp_path: Path
+) -> None:
+    status, _, err = _run(capsys, str(demo), "--output", str(tmp_path / "t.xlsx"))
+
+    assert status == 2
+    assert ".csv, .json or .parquet" in err
+
+
+def test_pretty_output_shows_tables(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    status, out, _ = _run(capsys, str(demo), "--pretty", "--preset", "chatbot")
+
+    assert status == 0
+    assert out.startswith("Loaded 15 runs from 15 files; skipped 0.")
+    assert "Pareto front of Thpt_per_User vs Thpt_per_GPU" in out
+    assert "P90_TTFT_ms<=1000" in out
+
+
+def test_list_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _run(capsys, "--list", "columns")
+    names = {c["name"]: c for c in json.loads(out)["columns"]}
+
+    assert status == 0
+    assert names["P90_TTFT_ms"]["direction"] == "lower"
+    assert names["Thpt_per_GPU"]["unit"] == "tokens/s/GPU"
