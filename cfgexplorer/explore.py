@@ -284,8 +284,13 @@ def pareto_front_all_pairs(
     df: pd.DataFrame,
     metrics: Sequence[str],
     directions: Mapping[str, Direction] | None = None,
+    early_exit: bool = False,
 ) -> pd.DataFrame:
-    """Reference front by comparing every pair of rows (quadratic; for tests and timing)."""
+    """Reference front by comparing every pair of rows in plain Python (quadratic).
+
+    For tests and timing only. ``early_exit`` stops scanning a row at its first
+    dominator, which is much faster on data where most rows are dominated early.
+    """
     a, b = _oriented(df, metrics, directions)
     points = list(zip(a.tolist(), b.tolist(), strict=True))
     keep = []
@@ -297,7 +302,8 @@ def pareto_front_all_pairs(
         for aj, bj in points:
             if aj >= ai and bj >= bi and (aj > ai or bj > bi):
                 dominated = True
-                break
+                if early_exit:
+                    break
         keep.append(not dominated)
     return df[np.array(keep, dtype=bool)] if len(df) else df
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -547,7 +548,7 @@ def load_paths(
     if cached is not None and not cached.empty:
         cached_index = cached.groupby("_src", sort=False).indices
 
-    parts: list[pd.DataFrame] = []
+    hit_positions: list[Any] = []
     new_rows: list[Row] = []
     results: dict[str, str | None] = {}  # source -> skip reason (None = loaded)
     misses = 0
@@ -557,10 +558,9 @@ def load_paths(
         signature = f"{_stat_key(candidate.path)}|{context.dependency_key(candidate)}"
         hit = cached_index.get(source)
         if hit is not None and cached is not None and cached["_sig"].iat[hit[0]] == signature:
-            block = cached.iloc[hit]
-            reason = block["_skip"].iat[0]
+            reason = cached["_skip"].iat[hit[0]]
             results[source] = reason if isinstance(reason, str) and reason else None
-            parts.append(block)
+            hit_positions.append(hit)
         else:
             misses += 1
             try:
@@ -578,6 +578,9 @@ def load_paths(
         if progress is not None:
             progress(done, total)
 
+    parts: list[pd.DataFrame] = []
+    if hit_positions and cached is not None:
+        parts.append(cached.iloc[np.concatenate(hit_positions)])
     if new_rows:
         fresh = pd.DataFrame.from_records(new_rows, columns=[*COLUMN_NAMES, *_KEY_COLUMNS])
         parts.append(coerce_table(fresh))
