@@ -334,7 +334,11 @@ def _walk(
                     skipped.append((str(file), "symbolic link not followed"))
                     continue
                 found.append(_Candidate(file, path))
-    return found, skipped
+    # Overlapping arguments (a directory and a file inside it) must not count a run twice.
+    unique: dict[str, _Candidate] = {}
+    for candidate in found:
+        unique.setdefault(os.path.realpath(candidate.path), candidate)
+    return list(unique.values()), skipped
 
 
 def _stat_key(path: Path) -> str:

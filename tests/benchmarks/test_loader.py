@@ -197,3 +197,24 @@ def test_json_with_infinity_is_accepted(samples: Path) -> None:
     table = load_bytes("run.json", text.encode()).table
 
     assert table.Max_Concurrency.iloc[0] == float("inf")
+
+
+def test_overlapping_arguments_count_each_file_once(tmp_path: Path, samples: Path) -> None:
+    shutil.copy(samples / VLLM, tmp_path / "run.json")
+
+    result = load_paths([tmp_path, tmp_path / "run.json"], use_cache=False)
+
+    assert len(result.table) == 1
+
+
+def test_inference_perf_summary_file_is_not_another_stage(tmp_path: Path, samples: Path) -> None:
+    stage = samples / "inference-perf/kubecon-na-2025_vllm_llama3-8b_1xH100"
+    shutil.copy(stage / "stage_0_lifecycle_metrics.json", tmp_path)
+    shutil.copy(
+        stage / "stage_0_lifecycle_metrics.json", tmp_path / "summary_lifecycle_metrics.json"
+    )
+
+    result = load_paths([tmp_path], use_cache=False)
+
+    assert len(result.table) == 1
+    assert _reasons(result)["summary_lifecycle_metrics.json"].startswith("summary file")
