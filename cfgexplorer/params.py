@@ -32,6 +32,7 @@ class Linear:
     cols: int  # input features
     count: int = 1
     tp: str = "column"  # "column", "row", "replicated", "vocab", "expert"
+    width_axis: str = "rows"  # for experts: which axis is the expert width (split by TP)
 
 
 @dataclass
@@ -222,7 +223,9 @@ def mlp_linears(spec: ModelSpec, layer: int) -> tuple[list[Linear], dict[str, in
             linears.append(Linear("mlp", eh, h, tp="replicated"))
             linears.append(Linear("mlp", h, eh, tp="replicated"))
         linears.append(Linear("experts", ei * (n_mats - 1), eh, count=moe.num_experts, tp="expert"))
-        linears.append(Linear("experts", eh, ei, count=moe.num_experts, tp="expert"))
+        linears.append(
+            Linear("experts", eh, ei, count=moe.num_experts, tp="expert", width_axis="cols")
+        )
         if moe.expert_bias:
             small["expert_bias"] = moe.num_experts * (ei * (n_mats - 1) + h)
         per_expert = n_mats * eh * ei

@@ -87,6 +87,7 @@ class QuantScheme:
     kv_cache_dtype: str | None = None
     description: str = "unquantized"
     known: bool = True
+    expert_width_alignment: int = 1  # kernels pad the per-rank expert width to this multiple
     _ignore_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -207,6 +208,9 @@ def parse_quantization(
             quantized_kinds=("experts",),
             ignore=quant_config.get("modules_to_not_convert") or (),
             description="MXFP4 experts (4-bit, one E8M0 scale per 32); everything else bf16",
+            # vLLM's MXFP4 MoE kernels pad the expert width to a multiple of 256
+            # (gpt-oss-20b loads 13.47 GiB: 2880 padded to 3072 reproduces it).
+            expert_width_alignment=256,
         )
     if method in ("modelopt", "modelopt_fp4", "nvfp4"):
         return _from_modelopt(quant_config)

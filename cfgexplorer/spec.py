@@ -190,6 +190,7 @@ class ModelSpec:
     attention_sinks: bool = False
     mixer_dims: dict[str, int] = field(default_factory=dict)  # linear-attention / Mamba sizes
     checkpoint_stores_tied_head: bool = False  # safetensors keep lm_head despite tying
+    rotary_dim: int = 0  # dimensions rotated by RoPE (0: no rotary embedding)
     safetensors_params: dict[str, int] | None = None
     notes: tuple[str, ...] = ()
 
@@ -496,14 +497,29 @@ def spec_from_config(
         attention_output_gate=bool(text.get("attn_output_gate", model_type == "qwen3_next")),
         attention_sinks=model_type == "gpt_oss",
         mixer_dims=_mixer_dims(text, hidden),
+        rotary_dim=_rotary_dim(text, head_dim, mla),
         safetensors_params=safetensors_params,
         notes=tuple(notes),
     )
 
 
+def _rotary_dim(text: dict[str, Any], head_dim: int, mla: MLAConfig | None) -> int:
+    """How many dimensions of each head RoPE rotates."""
+    if mla:
+        return mla.qk_rope_head_dim
+    rope = text.get("rope_parameters") or text.get("rope_scaling") or {}
+    factor = text.get("partial_rotary_factor")
+    if factor is None and isinstance(rope, dict):
+        factor = rope.get("partial_rotary_factor")
+    return int(head_dim * float(factor if factor is not None else 1.0))
+
+
 def _mixer_dims(text: dict[str, Any], hidden: int) -> dict[str, int]:
     """Sizes of linear-attention and Mamba mixers, for the parameter count."""
     dims: dict[str, int] = {}
+    ssm_dtype = str(_first(text, "mamba_ssm_cache_dtype", "mamba_ssm_dtype", default="") or "")
+    if "32" in ssm_dtype:
+        dims["ssm_state_bytes"] = 4  # the recurrent state is kept in float32
     if text.get("linear_num_value_heads") or text.get("linear_key_head_dim"):
         dims.update(
             linear_num_key_heads=int(text.get("linear_num_key_heads") or 16),
