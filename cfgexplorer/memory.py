@@ -559,7 +559,10 @@ def blocks_and_concurrency(
     )
     per_request_blocks = -(-per_request_bytes // (page * layout.group_size))
     concurrency = num_blocks / per_request_blocks
-    min_block = min(g.block_size for g in layout.groups)
+    # A state group's block spans a whole sequence (vLLM sets its block size to max_model_len).
+    min_block = min(
+        g.block_size if g.kind not in (LINEAR, MAMBA) else max_model_len for g in layout.groups
+    )
     if formula == "concurrency":
         tokens = int(concurrency * max_model_len)
     else:
@@ -878,17 +881,16 @@ def plan(
         )
     state_groups = [g for g in layout.groups if g.kind in (LINEAR, MAMBA)]
     if not problems and state_groups and ws.kv_blocks < mns:
-        problems.append(
+        text = (
             f"max_num_seqs ({mns}) exceeds the {ws.kv_blocks} sequences whose "
             "linear-attention/Mamba state fits; lower --max-num-seqs"
         )
+        if prof.defaults.get("mamba_blocks_must_cover_max_num_seqs"):
+            problems.append(text)
+        else:
+            notes.append(text + " (this release only queues the extra requests)")
 
-    terms_gib = {
-        "weights": weights_max,
-        "activation": ws.activation_gib,
-        "non_torch": nt_gib,
-        "kv_pool": max(ws.kv_pool_gib, 0.0),
-    }
+    terms_gib = {"weights": weights_max, "activation": ws.activation_gib, "non_torch": nt_gib}
     dominant = max(terms_gib, key=terms_gib.get)
     if dep.pp > 1:
         notes.append(

@@ -125,11 +125,13 @@ def _representative_names(kind: str, layer: int | None, prefix: str) -> tuple[st
 
 def attention_linears(spec: ModelSpec, la: LayerAttention) -> tuple[list[Linear], dict[str, int]]:
     """The attention projections of one layer, and its small tensors."""
-    from cfgexplorer.spec import CHUNKED, FULL, LINEAR, MAMBA, MLA, SLIDING
+    from cfgexplorer.spec import CHUNKED, FULL, LINEAR, MAMBA, MLA, NONE, SLIDING
 
     h = spec.hidden_size
     small: dict[str, int] = {}
     linears: list[Linear] = []
+    if spec.mixer_dims.get("o_lora_rank") and la.kind != NONE:
+        return _deepseek_v4_attention(spec, la)
     if la.kind == MLA and spec.mla:
         m = spec.mla
         heads = la.num_heads
@@ -194,6 +196,27 @@ def attention_linears(spec: ModelSpec, la: LayerAttention) -> tuple[list[Linear]
         small["state_params"] = 3 * nheads + inner
         return linears, small
     return linears, small
+
+
+def _deepseek_v4_attention(
+    spec: ModelSpec, la: LayerAttention
+) -> tuple[list[Linear], dict[str, int]]:
+    """DeepSeek V4 attention: q low-rank, one latent KV head, grouped low-rank output.
+
+    Not modelled: the per-layer KV compressor and sparse indexer weights.
+    """
+    h = spec.hidden_size
+    d = spec.mixer_dims
+    heads, head_dim = spec.num_attention_heads, spec.head_dim
+    q_lora, o_lora, groups = d["q_lora_rank"], d["o_lora_rank"], d["o_groups"]
+    linears = [
+        Linear("attn", q_lora, h, tp="replicated"),
+        Linear("attn", heads * head_dim, q_lora),
+        Linear("attn", head_dim, h, tp="replicated"),
+        Linear("attn", o_lora, heads * head_dim // groups, count=groups),
+        Linear("attn", h, groups * o_lora, tp="row"),
+    ]
+    return linears, {"norm": q_lora + head_dim}
 
 
 def mlp_linears(spec: ModelSpec, layer: int) -> tuple[list[Linear], dict[str, int], int]:
@@ -376,7 +399,9 @@ def _mtp_params(spec: ModelSpec) -> int:
     block = lp.total()
     # enorm + hnorm + eh_proj (2h -> h) + final norm of the MTP head.
     glue = 2 * h + 2 * h * h + h
-    if spec.model_type.startswith(("deepseek", "kimi", "glm")):
+    if spec.model_type.startswith("deepseek_v4"):
+        glue += v * h  # V4 keeps one vocabulary-sized matrix of its own in the MTP block
+    elif spec.model_type.startswith(("deepseek", "kimi", "glm")):
         # DeepSeek-style checkpoints store their own copy of the embedding and head.
         glue += 2 * v * h
     return n * (block + glue)

@@ -148,6 +148,16 @@ class QuantScheme:
         return packed
 
 
+def _glob_body(pattern: str) -> str:
+    """The regex body of a shell glob (fnmatch's translation without its anchors)."""
+    translated = fnmatch.translate(pattern)
+    return (
+        translated[len("(?s:") : -len(")\\z")]
+        if translated.endswith(")\\z")
+        else (translated[len("(?s:") : -len(")\\Z")])
+    )
+
+
 @cache
 def _compile_ignore(entries: tuple[str, ...]) -> re.Pattern[str] | None:
     """One regex for all ignore entries: ``re:`` regexes, globs, names and prefixes."""
@@ -156,7 +166,8 @@ def _compile_ignore(entries: tuple[str, ...]) -> re.Pattern[str] | None:
         if entry.startswith("re:"):
             parts.append(f"(?:{entry[3:]})")
         elif any(ch in entry for ch in "*?["):
-            parts.append(f"(?:{fnmatch.translate(entry)[:-2]})")  # drop \Z
+            # A glob names modules; what sits under a matched module matches too.
+            parts.append(f"(?:{_glob_body(entry)}(?:\\..*)?)")
         else:
             parts.append(f"(?:{re.escape(entry)}(?:\\..*)?)")
     if not parts:

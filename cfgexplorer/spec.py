@@ -517,6 +517,13 @@ def _rotary_dim(text: dict[str, Any], head_dim: int, mla: MLAConfig | None) -> i
 def _mixer_dims(text: dict[str, Any], hidden: int) -> dict[str, int]:
     """Sizes of linear-attention and Mamba mixers, for the parameter count."""
     dims: dict[str, int] = {}
+    if text.get("o_lora_rank"):
+        # DeepSeek V4: low-rank query, one shared latent KV head, grouped low-rank output.
+        dims.update(
+            q_lora_rank=int(text.get("q_lora_rank") or 0),
+            o_lora_rank=int(text["o_lora_rank"]),
+            o_groups=int(text.get("o_groups") or 1),
+        )
     ssm_dtype = str(_first(text, "mamba_ssm_cache_dtype", "mamba_ssm_dtype", default="") or "")
     if "32" in ssm_dtype:
         dims["ssm_state_bytes"] = 4  # the recurrent state is kept in float32
@@ -661,6 +668,27 @@ def _layer_attention(
                 out.append(LayerAttention(NONE))
         return out
 
+    if model_type == "deepseek_v4":
+        ratios = text.get("compress_ratios") or []
+        notes.append(
+            "DeepSeek V4 compressed attention is approximated: one 512-wide latent per "
+            "token, divided by the layer's compression ratio"
+        )
+        out = []
+        for i in range(num_layers):
+            ratio = int(ratios[i]) if i < len(ratios) else 0
+            out.append(
+                LayerAttention(
+                    SLIDING if ratio == 0 else MLA,
+                    heads,
+                    1,
+                    head_dim // max(ratio, 1),
+                    head_dim // max(ratio, 1),
+                    window=window if ratio == 0 else None,
+                )
+            )
+        return out
+
     layer_types = text.get("layer_types")
     if isinstance(layer_types, list) and layer_types:
         conv, ssm = (0, 0)
@@ -756,27 +784,6 @@ def _layer_attention(
             start = int(text.get("max_window_layers") or 0)
             return [sliding() if i >= start else full() for i in range(num_layers)]
         return [full() for _ in range(num_layers)]
-
-    if model_type == "deepseek_v4":
-        ratios = text.get("compress_ratios") or []
-        notes.append(
-            "DeepSeek V4 compressed attention is approximated: one 512-wide latent per "
-            "token, divided by the layer's compression ratio"
-        )
-        out = []
-        for i in range(num_layers):
-            ratio = int(ratios[i]) if i < len(ratios) else 0
-            out.append(
-                LayerAttention(
-                    SLIDING if ratio == 0 else MLA,
-                    heads,
-                    1,
-                    head_dim // max(ratio, 1),
-                    head_dim // max(ratio, 1),
-                    window=window if ratio == 0 else None,
-                )
-            )
-        return out
 
     sliding_types = ("mistral", "mixtral", "phi3", "starcoder2", "gemma")
     max_pos = int(_first(text, "max_position_embeddings", default=0) or 0)
