@@ -96,7 +96,8 @@ def test_llama4_scout_chunked_layers_are_bounded_by_the_chunk():
     spec = load_model("meta-llama/Llama-4-Scout-17B-16E-Instruct")
     layout = kv_layout(spec, (0, 48), 4, 2, 2, 16, 16)
     chunked = [g for g in layout.groups if g.kind == "chunked"]
-    assert len(chunked) == 3 and chunked[0].window == 8192
+    assert len(chunked) == 3
+    assert chunked[0].window == 8192
     # 8 KV heads over TP4: 2 heads x 128 head_dim x 2 (K, V) x 2 bytes = 1024 bytes per layer
     assert layout.bytes_per_token == 48 * 1024
     pool = 10 * GIB
@@ -206,7 +207,8 @@ def test_max_model_len_too_long_for_the_pool_says_the_largest_that_fits():
     assert not p.fits
     assert "largest length that fits" in p.problems[0]
     fit = p.max_model_len_that_fits
-    assert fit is not None and fit < 40960
+    assert fit is not None
+    assert fit < 40960
     assert plan(spec, custom_gpu(72), Deployment(max_model_len=fit)).fits
 
 
@@ -223,11 +225,13 @@ def test_smallest_parallelism_for_a_70b_model_on_h100():
     spec = load_model("meta-llama/Llama-3.1-70B")
     # TP2 holds the weights but not eight 8k requests; three GPUs (TP1 x PP3) do.
     tp2 = plan(spec, H100, Deployment(tp=2, max_model_len=8192))
-    assert tp2.fits and tp2.max_concurrency < 8
+    assert tp2.fits
+    assert tp2.max_concurrency < 8
     p = smallest_parallelism(spec, H100, max_model_len=8192, concurrency=8)
     assert p is not None
     assert p.deployment.tp * p.deployment.pp == 3
-    assert p.fits and p.max_concurrency >= 8
+    assert p.fits
+    assert p.max_concurrency >= 8
     assert smallest_parallelism(spec, H100, max_model_len=8192, concurrency=1).deployment.tp == 2
 
 
@@ -268,7 +272,8 @@ def test_profiles_differ_in_activation_and_defaults():
     new = plan(spec, H100, Deployment(max_model_len=16000), "vllm-0.19")
     old = plan(spec, H100, Deployment(max_model_len=16000), "vllm-0.11")
     assert old.activation_gib > 2 * new.activation_gib
-    assert old.block_size == 128 and new.block_size == 16
+    assert old.block_size == 128
+    assert new.block_size == 16
     assert set(engine_profiles()) >= {"vllm-0.19", "vllm-0.11"}
     assert get_profile().name == "vllm-0.19"
     with pytest.raises(InvalidDeploymentError, match="unknown engine profile"):

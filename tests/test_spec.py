@@ -68,7 +68,8 @@ def test_llama4_scout_rope_layers_are_chunked_and_nope_layers_full():
     assert kinds[:4] == [CHUNKED, CHUNKED, CHUNKED, FULL]
     assert spec.attention_kinds == {CHUNKED: 36, FULL: 12}
     assert {la.window for la in spec.layers if la.kind == CHUNKED} == {8192}
-    assert spec.moe.num_experts == 16 and spec.moe.experts_per_token == 1
+    assert spec.moe.num_experts == 16
+    assert spec.moe.experts_per_token == 1
     assert len(spec.moe.moe_layers) == 48
 
 
@@ -95,7 +96,8 @@ def test_qwen35_nested_text_config_with_layer_types():
     spec = load_model("Qwen/Qwen3.5-27B")
     assert spec.attention_kinds == {LINEAR: 48, FULL: 16}
     assert spec.hidden_size == 5120
-    assert spec.vision is not None and spec.vision.params > 0
+    assert spec.vision is not None
+    assert spec.vision.params > 0
     assert spec.mixer_dims["ssm_state_bytes"] == 4  # mamba_ssm_dtype float32
 
 
@@ -124,7 +126,8 @@ def test_deepseek_v3_uses_mla_and_three_dense_layers():
     assert spec.mla.qk_rope_head_dim == 64
     assert spec.mla.q_lora_rank == 1536
     assert spec.attention_kinds == {MLA: 61}
-    assert spec.moe.num_experts == 256 and spec.moe.num_shared_experts == 1
+    assert spec.moe.num_experts == 256
+    assert spec.moe.num_shared_experts == 1
     assert len(spec.moe.moe_layers) == 58
     assert spec.mlp_kinds[:4] == ("dense", "dense", "dense", "moe")
     assert spec.quant.method == "fp8-block"
@@ -154,7 +157,8 @@ def test_gpt_oss_quantizes_only_experts_in_mxfp4():
 def test_kimi_k25_quantization_inside_text_config_targets_experts():
     spec = load_model("moonshotai/Kimi-K2.5")
     assert spec.quant.method == "compressed-tensors"
-    assert spec.quant.weight_bits == 4 and spec.quant.group_size == 32
+    assert spec.quant.weight_bits == 4
+    assert spec.quant.group_size == 32
     assert spec.quant.ignores(("model.layers.3.self_attn.q_a_proj",))
     assert spec.quant.ignores(("model.layers.0.mlp.gate_proj",))
     assert not spec.quant.ignores(("model.layers.3.mlp.experts.0.gate_proj",))
@@ -169,10 +173,12 @@ def test_modelopt_nvfp4_is_read_from_hf_quant_config():
 
 def test_gptq_and_awq_int4_schemes():
     gptq = load_model("xmadai/Mistral-Small-Instruct-2409-xMADai-INT4")
-    assert gptq.quant.method == "gptq" and gptq.quant.weight_bits == 4
+    assert gptq.quant.method == "gptq"
+    assert gptq.quant.weight_bits == 4
     assert gptq.quant.zero_point  # sym=false
     awq = load_model("LDCC/Qwen2.5-72B-Instruct-ko-AWQ")
-    assert awq.quant.method == "awq" and awq.quant.group_size == 128
+    assert awq.quant.method == "awq"
+    assert awq.quant.group_size == 128
     # 4-bit weights plus a 16-bit scale and a 4-bit zero point per 128 weights
     assert awq.quant.bytes_per_weight(8192, 8192) == pytest.approx(0.5 + 2.5 / 128)
 
