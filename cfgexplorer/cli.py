@@ -127,7 +127,10 @@ def emit(
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cfgexplorer`` and ``config-explorer`` scripts."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (status 2) and --help (status 0)
+        return int(exc.code or 0)
     verbose = bool(getattr(args, "verbose", False))
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

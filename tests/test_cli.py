@@ -1,0 +1,171 @@
+"""The command line: models, model, plan, profiles; JSON by default, exit status 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cfgexplorer.cli import main
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_models_lists_the_catalog_as_json(capsys):
+    status, out, _ = run(capsys, "models")
+    rows = json.loads(out)
+    assert status == 0
+    assert len(rows) >= 60
+    row = next(r for r in rows if r["id"] == "Qwen/Qwen3-32B")
+    assert row["params_total"] == 32_762_123_264
+    assert row["attention"] == {"full": 64}
+    assert row["max_context"] == 40960
+
+
+def test_models_search_is_case_insensitive(capsys):
+    status, out, _ = run(capsys, "models", "--search", "MIXTRAL", "--json")
+    ids = [r["id"] for r in json.loads(out)]
+    assert status == 0
+    assert ids
+    assert all("mixtral" in i.lower() for i in ids)
+
+
+def test_model_shows_qwen3_32b(capsys):
+    status, out, _ = run(capsys, "model", "Qwen/Qwen3-32B", "--json")
+    spec = json.loads(out)
+    assert status == 0
+    assert spec["num_layers"] == 64
+    assert spec["num_kv_heads"] == 8
+    assert spec["attention"].startswith("GQA")
+    assert spec["params_total"] / 1e9 == pytest.approx(32.8, abs=0.05)
+    assert spec["source"] == "catalog"
+    assert spec["params_by_module"]["mlp"] == 64 * 3 * 5120 * 25600
+
+
+def test_model_pretty_has_a_module_breakdown(capsys):
+    status, out, _ = run(capsys, "model", "mistralai/Mixtral-8x7B-v0.1", "--pretty")
+    assert status == 0
+    assert "experts" in out
+    assert "46,702,792,704" in out
+
+
+def test_plan_json_has_the_documented_keys(capsys):
+    status, out, _ = run(
+        capsys, "plan", "--model", "Qwen/Qwen3-32B", "--gpu", "H100", "--tp", "2",
+        "--max-model-len", "16000",
+    )
+    plan = json.loads(out)
+    assert status == 0
+    assert plan["fits"] is True
+    assert plan["memory_gib"]["device_total"] == 79.19
+    assert plan["kv_cache"]["bytes_per_token"] == 64 * 2 * 4 * 128 * 2
+    assert plan["engine_profile"] == "vllm-0.19"
+    assert "--tensor-parallel-size" in plan["vllm_args"]
+
+
+def test_plan_aliases_of_the_original_tool(capsys):
+    status, out, _ = run(
+        capsys, "plan", "--model", "meta-llama/Llama-3.1-8B-Instruct",
+        "--tensor-parallel-size", "2", "--gpu-mem-util", "0.95", "--max-model-len", "8192",
+    )
+    plan = json.loads(out)
+    assert status == 0
+    assert plan["deployment"]["tp"] == 2
+    assert plan["memory_gib"]["budget"] == pytest.approx(0.95 * 79.19, abs=0.001)
+    # vLLM 0.19 printed 63.76 GiB and 1,044,688 tokens for this run
+    assert plan["memory_gib"]["kv_pool"] == pytest.approx(63.76, abs=0.5)
+    assert plan["kv_cache"]["tokens"] == pytest.approx(1_044_688, rel=0.03)
+
+
+def test_plan_pretty_reads_like_vllm_log(capsys):
+    status, out, _ = run(
+        capsys, "plan", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--max-model-len", "8192",
+        "--pretty",
+    )
+    assert status == 0
+    assert "Model loading took" in out
+    assert "GPU KV cache size:" in out
+    assert "Maximum concurrency for 8,192 tokens per request" in out
+    assert "[WWW" in out
+
+
+def test_plan_custom_gpu_by_memory(capsys):
+    status, out, _ = run(capsys, "plan", "--model", "Qwen/Qwen3-8B", "--gpu-memory", "48",
+                         "--max-model-len", "8192")
+    assert status == 0
+    assert json.loads(out)["memory_gib"]["device_total"] == 48
+
+
+def test_plan_output_file(capsys, tmp_path):
+    target = tmp_path / "plan.json"
+    status, out, _ = run(capsys, "plan", "--model", "Qwen/Qwen3-8B", "--max-model-len", "4096",
+                         "--output", str(target))
+    assert status == 0
+    assert out == ""
+    assert json.loads(target.read_text())["model"] == "Qwen/Qwen3-8B"
+
+
+def test_plan_show_possible_tp_lists_reasons(capsys):
+    status, out, _ = run(capsys, "plan", "--model", "Qwen/Qwen3-14B", "--max-model-len", "4096",
+                         "--show-possible-tp")
+    tp = json.loads(out)["valid_tp"]
+    assert status == 0
+    assert 5 not in tp["valid"]
+    assert "5" in tp["rejected"]
+
+
+def test_plan_batch_size_that_does_not_fit_is_a_problem(capsys):
+    status, out, _ = run(capsys, "plan", "--model", "Qwen/Qwen3-32B", "--max-model-len", "32768",
+                         "--batch-size", "50")
+    plan = json.loads(out)
+    assert status == 0
+    assert plan["fits"] is False
+    assert any("fewer than the 50" in p for p in plan["problems"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--gpu", "H1000"], "unknown GPU"),
+        (["--tp", "0"], "must be >= 1"),
+        (["--tp", "two"], "not a whole number"),
+        (["--tp", "3"], "valid sizes"),
+        (["--gpu-memory-utilization", "1.5"], "outside (0, 1]"),
+        (["--max-model-len", "999999"], "allow-long-max-model-len"),
+        (["--gpu", "T4", "--kv-cache-dtype", "fp8"], "fp8 KV cache"),
+        (["--engine-profile", "vllm-9"], "unknown engine profile"),
+        (["--gpu-memory", "-4"], "must be > 0"),
+        (["--enable-expert-parallel"], "mixture-of-experts"),
+    ],
+)
+def test_plan_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
+    status, out, err = run(capsys, "plan", "--model", "Qwen/Qwen3-32B", *argv)
+    assert status == 2
+    assert out == ""
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_model_offline_is_one_line(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("CFGEXPLORER_CACHE", str(tmp_path))
+    status, out, err = run(capsys, "model", "some-org/not-in-catalog")
+    assert status == 2
+    assert "not in the bundled catalog and the Hub cannot be reached" in err
+
+
+def test_profiles_lists_both_releases(capsys):
+    status, out, _ = run(capsys, "profiles")
+    names = [p["name"] for p in json.loads(out)]
+    assert status == 0
+    assert names == ["vllm-0.19", "vllm-0.11"]
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    status, _, err = run(capsys)
+    assert status == 2
+    assert "usage" in err

@@ -1,0 +1,98 @@
+"""Where a model comes from: local folders, the catalog and the (mock) Hub, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hubmock import GOOD_TOKEN, safetensors_file, tiny_llama_config, tiny_llama_tensors
+
+from cfgexplorer import load_model
+from cfgexplorer.errors import GatedModelError, ModelConfigError, UnknownModelError
+
+
+def test_local_config_json_file(tmp_path):
+    cfg = tiny_llama_config()
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    spec = load_model(str(tmp_path / "config.json"))
+    assert spec.source == "local"
+    assert spec.num_layers == cfg["num_hidden_layers"]
+    assert spec.hidden_size == cfg["hidden_size"]
+
+
+def test_local_folder_reads_safetensors_headers_and_modelopt_config(tmp_path):
+    cfg = tiny_llama_config()
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "model.safetensors").write_bytes(safetensors_file(tiny_llama_tensors()))
+    (tmp_path / "hf_quant_config.json").write_text(
+        json.dumps({"quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}})
+    )
+    spec = load_model(str(tmp_path))
+    assert spec.safetensors_params is not None
+    assert sum(spec.safetensors_params.values()) > 0
+    assert spec.quant.method == "modelopt-fp8"
+    assert spec.quant.kv_cache_dtype == "fp8"
+
+
+def test_truncated_config_is_one_clear_sentence(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"model_type": "llama", "hidden_size": 40')
+    with pytest.raises(ModelConfigError, match=r"not valid JSON \(line 1.*truncated"):
+        load_model(str(path))
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(ModelConfigError, match="has no config.json"):
+        load_model(str(tmp_path))
+
+
+def test_missing_path_says_so():
+    with pytest.raises(UnknownModelError, match="does not exist"):
+        load_model("./no/such/model/config.json")
+
+
+def test_garbage_reference_is_refused_without_touching_the_hub():
+    with pytest.raises(UnknownModelError, match="neither a catalog model"):
+        load_model("not a model id")
+    with pytest.raises(UnknownModelError, match="no model given"):
+        load_model("   ")
+
+
+def test_model_type_unknown_to_transformers_is_read_as_plain_json(tmp_path):
+    cfg = tiny_llama_config(model_type="brand_new_arch_2027", architectures=["BrandNewForCausalLM"])
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    spec = load_model(str(tmp_path))
+    assert spec.model_type == "brand_new_arch_2027"
+    assert spec.params_total > 0
+
+
+def test_hub_model_is_fetched_and_cached_for_offline_use(hub_env):
+    spec = load_model("TINY-ORG/tiny-llama")
+    assert spec.source == "hub"
+    assert spec.model_id == "tiny-org/tiny-llama"
+    assert spec.revision
+    assert spec.safetensors_params
+    hub_env.set_offline()
+    again = load_model("tiny-org/tiny-llama")
+    assert again.params_total == spec.params_total
+
+
+def test_gated_hub_model_needs_a_token(hub_env):
+    with pytest.raises(GatedModelError, match="gated"):
+        load_model("gated-org/Gated-Llama")
+    assert load_model("gated-org/Gated-Llama", token=GOOD_TOKEN).source == "hub"
+
+
+def test_unknown_hub_model_and_offline_without_cache(hub_env):
+    with pytest.raises(UnknownModelError):
+        load_model("nobody/nothing-here")
+    hub_env.set_offline()
+    with pytest.raises(UnknownModelError, match="cannot be reached"):
+        load_model("nobody/never-seen")
+
+
+def test_hub_repo_without_config_or_with_malformed_config(hub_env):
+    with pytest.raises(ModelConfigError, match="config.json"):
+        load_model("tiny-org/no-config")
+    with pytest.raises(ModelConfigError, match="JSON"):
+        load_model("tiny-org/truncated-config")
