@@ -344,6 +344,24 @@ def stage_weights(
     """Per-stage weight bytes on one GPU, by vLLM's TP, PP and EP sharding rules."""
     tp, pp = dep.tp, dep.pp
     ep_size = tp * dep.dp if dep.enable_expert_parallel and spec.moe else 1
+    layer_bytes = _rank_layer_bytes(spec, quant, breakdown, tp, ep_size, dtype_bytes)
+    stages = _assemble_stages(spec, quant, breakdown, tp, pp, dtype_bytes, layer_bytes)
+    return stages
+
+
+def _rank_layer_bytes(
+    spec: ModelSpec,
+    quant: QuantScheme,
+    breakdown: ParamBreakdown,
+    tp: int,
+    ep_size: int,
+    dtype_bytes: int,
+) -> list[float]:
+    """Bytes of every decoder layer on one TP rank, memoised on the (immutable) spec."""
+    memo = spec.__dict__.setdefault("_rank_layer_bytes", {})
+    key = (quant, tp, ep_size, dtype_bytes)
+    if key in memo:
+        return memo[key]
     sized = spec if dtype_bytes == spec.dtype_bytes else _with_dtype_bytes(spec, dtype_bytes)
     layer_bytes: list[float] = []
     for i, lp in enumerate(breakdown.layers):
@@ -359,7 +377,21 @@ def stage_weights(
             shard = tp if kind in ("bias", "conv", "state_params", "expert_bias") else 1
             total += count * per / shard
         layer_bytes.append(total)
+    memo[key] = layer_bytes
+    return layer_bytes
 
+
+def _assemble_stages(
+    spec: ModelSpec,
+    quant: QuantScheme,
+    breakdown: ParamBreakdown,
+    tp: int,
+    pp: int,
+    dtype_bytes: int,
+    layer_bytes: list[float],
+) -> list[StageWeights]:
+    """Add embedding, head, norms and rotary tables to each stage's layers."""
+    sized = spec if dtype_bytes == spec.dtype_bytes else _with_dtype_bytes(spec, dtype_bytes)
     vocab_rank = padded_vocab(spec.vocab_size) // tp
     embed_bytes = vocab_rank * spec.hidden_size * dtype_bytes
     head_bytes = 0.0

@@ -229,8 +229,28 @@ class ModelSpec:
 
     @property
     def params_total(self) -> int:
-        """Parameters in the checkpoint (logical count: packed int4 unpacked)."""
+        """Parameters in the checkpoint (logical count: packed int4 unpacked).
+
+        Exact from the safetensors headers when they are known and nothing is packed;
+        computed from the architecture otherwise.
+        """
+        if self.safetensors_params and not self.quant.is_quantized:
+            return sum(self.safetensors_params.values())
         return self.params.total
+
+    @property
+    def checkpoint_bytes(self) -> int | None:
+        """Bytes of the safetensors files' tensors, when their headers are known."""
+        if not self.safetensors_params:
+            return None
+        from cfgexplorer.sources import SAFETENSORS_DTYPE_BYTES
+
+        return round(
+            sum(
+                n * SAFETENSORS_DTYPE_BYTES.get(d.upper(), 2)
+                for d, n in self.safetensors_params.items()
+            )
+        )
 
     @property
     def params_active(self) -> int:
@@ -273,6 +293,8 @@ class ModelSpec:
             "weight_gib": round(self.weight_bytes / 2**30, 3),
             "params_by_module": self.params.by_module,
             "safetensors_params": self.safetensors_params,
+            "checkpoint_bytes": self.checkpoint_bytes,
+            "params_computed": self.params.total,
             "notes": list(self.notes) + list(self.params.notes),
         }
 
