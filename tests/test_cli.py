@@ -55,8 +55,16 @@ def test_model_pretty_has_a_module_breakdown(capsys):
 
 def test_plan_json_has_the_documented_keys(capsys):
     status, out, _ = run(
-        capsys, "plan", "--model", "Qwen/Qwen3-32B", "--gpu", "H100", "--tp", "2",
-        "--max-model-len", "16000",
+        capsys,
+        "plan",
+        "--model",
+        "Qwen/Qwen3-32B",
+        "--gpu",
+        "H100",
+        "--tp",
+        "2",
+        "--max-model-len",
+        "16000",
     )
     plan = json.loads(out)
     assert status == 0
@@ -69,8 +77,16 @@ def test_plan_json_has_the_documented_keys(capsys):
 
 def test_plan_aliases_of_the_original_tool(capsys):
     status, out, _ = run(
-        capsys, "plan", "--model", "meta-llama/Llama-3.1-8B-Instruct",
-        "--tensor-parallel-size", "2", "--gpu-mem-util", "0.95", "--max-model-len", "8192",
+        capsys,
+        "plan",
+        "--model",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--tensor-parallel-size",
+        "2",
+        "--gpu-mem-util",
+        "0.95",
+        "--max-model-len",
+        "8192",
     )
     plan = json.loads(out)
     assert status == 0
@@ -83,7 +99,12 @@ def test_plan_aliases_of_the_original_tool(capsys):
 
 def test_plan_pretty_reads_like_vllm_log(capsys):
     status, out, _ = run(
-        capsys, "plan", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--max-model-len", "8192",
+        capsys,
+        "plan",
+        "--model",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--max-model-len",
+        "8192",
         "--pretty",
     )
     assert status == 0
@@ -94,24 +115,34 @@ def test_plan_pretty_reads_like_vllm_log(capsys):
 
 
 def test_plan_custom_gpu_by_memory(capsys):
-    status, out, _ = run(capsys, "plan", "--model", "Qwen/Qwen3-8B", "--gpu-memory", "48",
-                         "--max-model-len", "8192")
+    status, out, _ = run(
+        capsys, "plan", "--model", "Qwen/Qwen3-8B", "--gpu-memory", "48", "--max-model-len", "8192"
+    )
     assert status == 0
     assert json.loads(out)["memory_gib"]["device_total"] == 48
 
 
 def test_plan_output_file(capsys, tmp_path):
     target = tmp_path / "plan.json"
-    status, out, _ = run(capsys, "plan", "--model", "Qwen/Qwen3-8B", "--max-model-len", "4096",
-                         "--output", str(target))
+    status, out, _ = run(
+        capsys,
+        "plan",
+        "--model",
+        "Qwen/Qwen3-8B",
+        "--max-model-len",
+        "4096",
+        "--output",
+        str(target),
+    )
     assert status == 0
     assert out == ""
     assert json.loads(target.read_text())["model"] == "Qwen/Qwen3-8B"
 
 
 def test_plan_show_possible_tp_lists_reasons(capsys):
-    status, out, _ = run(capsys, "plan", "--model", "Qwen/Qwen3-14B", "--max-model-len", "4096",
-                         "--show-possible-tp")
+    status, out, _ = run(
+        capsys, "plan", "--model", "Qwen/Qwen3-14B", "--max-model-len", "4096", "--show-possible-tp"
+    )
     tp = json.loads(out)["valid_tp"]
     assert status == 0
     assert 5 not in tp["valid"]
@@ -119,8 +150,16 @@ def test_plan_show_possible_tp_lists_reasons(capsys):
 
 
 def test_plan_batch_size_that_does_not_fit_is_a_problem(capsys):
-    status, out, _ = run(capsys, "plan", "--model", "Qwen/Qwen3-32B", "--max-model-len", "32768",
-                         "--batch-size", "50")
+    status, out, _ = run(
+        capsys,
+        "plan",
+        "--model",
+        "Qwen/Qwen3-32B",
+        "--max-model-len",
+        "32768",
+        "--batch-size",
+        "50",
+    )
     plan = json.loads(out)
     assert status == 0
     assert plan["fits"] is False
@@ -153,7 +192,7 @@ def test_plan_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
 def test_unknown_model_offline_is_one_line(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("CFGEXPLORER_CACHE", str(tmp_path))
-    status, out, err = run(capsys, "model", "some-org/not-in-catalog")
+    status, _, err = run(capsys, "model", "some-org/not-in-catalog")
     assert status == 2
     assert "not in the bundled catalog and the Hub cannot be reached" in err
 

@@ -42,7 +42,7 @@ def test_truncated_config_is_one_clear_sentence(tmp_path):
 
 
 def test_folder_without_config(tmp_path):
-    with pytest.raises(ModelConfigError, match="has no config.json"):
+    with pytest.raises(ModelConfigError, match=r"has no config\.json"):
         load_model(str(tmp_path))
 
 
@@ -92,7 +92,7 @@ def test_unknown_hub_model_and_offline_without_cache(hub_env):
 
 
 def test_hub_repo_without_config_or_with_malformed_config(hub_env):
-    with pytest.raises(ModelConfigError, match="config.json"):
+    with pytest.raises(ModelConfigError, match=r"config\.json"):
         load_model("tiny-org/no-config")
     with pytest.raises(ModelConfigError, match="JSON"):
         load_model("tiny-org/truncated-config")

@@ -19,8 +19,18 @@ def test_wheel_install_lists_models_from_another_directory(tmp_path):
     dist = tmp_path / "dist"
     # No build isolation: the build backend (hatchling) comes from the test extras, offline.
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
-         "-w", str(dist), "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(dist),
+            "-q",
+        ],
         check=True,
         cwd=tmp_path,
     )
@@ -31,23 +41,45 @@ def test_wheel_install_lists_models_from_another_directory(tmp_path):
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-         "--no-index", "-q", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
         check=True,
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run(
-        [str(python), "-c", "import cfgexplorer, cfgexplorer.paths as p; "
-         "print(cfgexplorer.__file__); print(p.data_dir())"],
-        check=True, capture_output=True, text=True, cwd=elsewhere, env=env,
+        [
+            str(python),
+            "-c",
+            "import cfgexplorer, cfgexplorer.paths as p; "
+            "print(cfgexplorer.__file__); print(p.data_dir())",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
     ).stdout.split()
     assert where[0].startswith(str(env_dir))
     assert where[1].startswith(str(env_dir))
     for script in ("cfgexplorer", "config-explorer"):
         out = subprocess.run(
             [str(env_dir / "bin" / script), "models"],
-            check=True, capture_output=True, text=True, cwd=elsewhere, env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=elsewhere,
+            env=env,
         ).stdout
         assert len(json.loads(out)) >= 60
