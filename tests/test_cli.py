@@ -208,3 +208,39 @@ def test_no_command_prints_help_and_exits_2(capsys):
     status, _, err = run(capsys)
     assert status == 2
     assert "usage" in err
+
+
+def test_plan_auto_parallel_picks_the_fewest_gpus(capsys):
+    status, out, _ = run(
+        capsys,
+        "plan",
+        "--model",
+        "meta-llama/Llama-3.1-70B",
+        "--max-model-len",
+        "8192",
+        "--batch-size",
+        "8",
+        "--auto-parallel",
+    )
+    plan = json.loads(out)
+    assert status == 0
+    assert plan["deployment"]["num_gpus"] == 3
+    assert plan["kv_cache"]["max_concurrency"] >= 8
+    assert plan["notes"][0].startswith("--auto-parallel chose")
+
+
+def test_plan_auto_parallel_that_cannot_fit_is_exit_2(capsys):
+    status, out, err = run(
+        capsys,
+        "plan",
+        "--model",
+        "deepseek-ai/DeepSeek-V3",
+        "--max-model-len",
+        "8192",
+        "--auto-parallel",
+        "--max-gpus",
+        "8",
+    )
+    assert status == 2
+    assert out == ""
+    assert "no TP x PP up to 8" in err

@@ -86,6 +86,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--show-possible-tp", action="store_true", help="list every TP size with vLLM's verdict"
     )
+    p.add_argument(
+        "--auto-parallel",
+        action="store_true",
+        help="pick the smallest TP x PP that holds --batch-size requests of --max-model-len",
+    )
+    p.add_argument("--max-gpus", type=_positive_int, default=64, help="limit for --auto-parallel")
     p.add_argument("--hf-token", metavar="TOKEN", help="token for gated Hub models (or HF_TOKEN)")
     add_common_output_args(p, "write the JSON plan to FILE")
     p.set_defaults(handler=run_plan)
@@ -123,6 +129,30 @@ def build(args: argparse.Namespace) -> Any:
         raise InvalidDeploymentError(
             f"--enable-expert-parallel needs a mixture-of-experts model; {spec.model_id} is dense"
         )
+    if getattr(args, "auto_parallel", False):
+        from cfgexplorer.memory import smallest_parallelism
+
+        found = smallest_parallelism(
+            spec,
+            gpu,
+            max_model_len=args.max_model_len,
+            concurrency=args.batch_size or 1,
+            max_gpus=args.max_gpus,
+            base=dep,
+            profile=profile.name,
+        )
+        if found is None:
+            raise InvalidDeploymentError(
+                f"no TP x PP up to {args.max_gpus} {gpu.name} GPUs holds "
+                f"{args.batch_size or 1} request(s) of {args.max_model_len or 'maximum'} tokens; "
+                "raise --max-gpus, quantize, or shorten --max-model-len"
+            )
+        found.notes.insert(
+            0,
+            f"--auto-parallel chose tp={found.deployment.tp} pp={found.deployment.pp}: the "
+            "fewest GPUs that fit",
+        )
+        return found
     return plan(spec, gpu, dep, profile)
 
 
