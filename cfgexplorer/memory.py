@@ -74,10 +74,11 @@ class EngineProfile:
     def c(self, name: str) -> float:
         return float(self.constants[name])
 
-    def scheduler_defaults(self, device_gib: float) -> tuple[int, int]:
+    def scheduler_defaults(self, device_gib: float, gpu_name: str = "") -> tuple[int, int]:
         """(max_num_batched_tokens, max_num_seqs) the OpenAI server picks on this GPU."""
         d = self.defaults
-        if device_gib >= float(d.get("large_gpu_threshold_gib", 70)):
+        excluded = any(n in gpu_name.lower() for n in d.get("small_defaults_gpu_names", []))
+        if device_gib >= float(d.get("large_gpu_threshold_gib", 70)) and not excluded:
             return int(d["max_num_batched_tokens_large_gpu"]), int(d["max_num_seqs_large_gpu"])
         return int(d["max_num_batched_tokens_small_gpu"]), int(d["max_num_seqs_small_gpu"])
 
@@ -819,7 +820,7 @@ def plan(
     device_gib = float(gpu.memory_gib_reported)
     util = dep.gpu_memory_utilization or float(prof.defaults["gpu_memory_utilization"])
     budget_gib = util * device_gib
-    default_mbt, default_mns = prof.scheduler_defaults(device_gib)
+    default_mbt, default_mns = prof.scheduler_defaults(device_gib, gpu.name)
     max_model_len = dep.max_model_len or spec.max_position_embeddings
     mns = dep.max_num_seqs or default_mns
     mbt = dep.max_num_batched_tokens or default_mbt

@@ -284,6 +284,8 @@ def test_scheduler_defaults_follow_gpu_memory():
     prof = get_profile()
     assert prof.scheduler_defaults(79.19) == (8192, 1024)
     assert prof.scheduler_defaults(22.0) == (2048, 256)
+    # vLLM keeps A100s on the small defaults even at 80 GB
+    assert prof.scheduler_defaults(79.25, "A100-SXM-80GB") == (2048, 256)
 
 
 def test_plan_is_json_ready_with_the_documented_keys():
