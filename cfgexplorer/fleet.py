@@ -293,7 +293,7 @@ class Infrastructure:
     Attributes
     ----------
     gpus_per_server
-        GPUs in one server; unset types take the catalog's typical server (8 if none).
+        GPUs in one server, for every type or per type; a type not given has 8.
     pue
         Power usage effectiveness: facility power / IT power (>= 1).
     power_budget_kw
@@ -343,8 +343,6 @@ class Infrastructure:
             value = _lookup(table, gpu.name)
             if value is not None:
                 return int(value), "fleet file"
-        if gpu.gpus_per_server:
-            return int(gpu.gpus_per_server), "GPU catalog"
         return DEFAULT_GPUS_PER_SERVER, "default"
 
     def price(self, key: str, gpu: str) -> float | None:

@@ -128,7 +128,7 @@ def test_mixed_gpu_types_never_share_a_server() -> None:
         assert {g.model for g in server.groups} == {"h" if server.gpu.startswith("H100") else "l"}
 
 
-def test_gpus_per_server_per_type_and_catalog_default() -> None:
+def test_gpus_per_server_per_type_and_default_of_eight() -> None:
     result = _plan(
         [_manual("a", gpu="L40S", dp=5), _manual("b", gpu="T4", dp=5)],
         infrastructure={"gpus_per_server": {"L40S": 2}},
@@ -136,10 +136,10 @@ def test_gpus_per_server_per_type_and_catalog_default() -> None:
     by_type = {p.gpu: p for p in result.procurement}
 
     assert (by_type["L40S-48GB"].gpus_per_server, by_type["L40S-48GB"].servers) == (2, 3)
-    # T4 is not in the mapping: the catalog's typical T4 server has 4 GPUs.
-    assert by_type["T4-16GB"].gpus_per_server == get_gpu("T4").gpus_per_server == 4
-    assert by_type["T4-16GB"].gpus_per_server_source == "GPU catalog"
-    assert by_type["T4-16GB"].servers == 2
+    # T4 is not in the mapping: it takes the default of 8 GPUs per server.
+    assert by_type["T4-16GB"].gpus_per_server == 8
+    assert by_type["T4-16GB"].gpus_per_server_source == "default"
+    assert by_type["T4-16GB"].servers == 1
 
 
 def test_first_fit_decreasing_function_directly() -> None:
