@@ -234,7 +234,9 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+        if value.is_integer() or abs(value) >= 1000:
+            return f"{value:,.0f}"  # token counts and large rates: no scientific notation
+        return f"{value:,.4g}"
     return str(value)
 
 
