@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +42,8 @@ _INFO_FIELDS = ["sha", "gated", "siblings", "safetensors"]
 _CACHE_FORMAT = 1  # bump when the cached JSON changes shape
 _OFFLINE_FIX = "pass a local config.json, or set HF_TOKEN and go online"
 _TRUE_VALUES = {"1", "on", "yes", "true"}
+# A whole lookup (info, config, quant config, headers) may take this many per-request timeouts.
+OVERALL_DEADLINE_FACTOR = 3
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,13 @@ def fetch_hub_files(
         )
 
     try:
-        files = _fetch(repo_id, token, revision, timeout_s, settings)
+        files = _within_deadline(
+            lambda: _fetch(repo_id, token, revision, timeout_s, settings),
+            OVERALL_DEADLINE_FACTOR * timeout_s,
+            f"the Hub at {settings.endpoint} did not finish answering for {repo_id} within "
+            f"{OVERALL_DEADLINE_FACTOR * timeout_s:g} s, and it is not cached; try again, raise "
+            "the timeout, or pass a local config.json.",
+        )
     except _Unreachable as exc:
         cached = _read_cache(cache_file)
         if cached is None:
@@ -183,6 +193,31 @@ def fetch_hub_files(
 
     _write_cache(files, {cache_file, _cache_file(repo_id, files.revision)})
     return files
+
+
+def _within_deadline(fetch: Callable[[], HubFiles], seconds: float, message: str) -> HubFiles:
+    """Run ``fetch`` but give up after ``seconds`` in all.
+
+    huggingface_hub bounds each request, not a whole lookup (a timed-out file check is
+    retried with its own 60 s timeout), so the lookup runs in a daemon thread that is left
+    behind when the deadline passes.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["files"] = fetch()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="hub-fetch", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _Unreachable(HubUnavailableError(message))
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["files"]
 
 
 def _settings() -> _HubSettings:

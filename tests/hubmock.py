@@ -50,6 +50,7 @@ class MockRepo:
     gated: bool | str = False  # False, "auto" or "manual", as the Hub reports it
     safetensors_info: dict[str, Any] | None = None  # the model-info "safetensors" field
     delay_s: float = 0.0  # sleep before answering anything about this repo
+    file_delay_s: float = 0.0  # sleep before answering file requests only
 
 
 @dataclass
@@ -204,6 +205,7 @@ def default_repos() -> dict[str, MockRepo]:
             "",
         ),
         MockRepo("tiny-org/slow-model", {"config.json": config}, "", delay_s=SLOW_DELAY_S),
+        MockRepo("tiny-org/slow-files", {"config.json": config}, "", file_delay_s=SLOW_DELAY_S),
     ]
     for repo in repos:
         repo.sha = _sha(repo.repo_id)
@@ -294,6 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _resolve(self, repo_id: str, rev: str, filename: str, body: bool) -> None:
         repo = self._lookup(repo_id, body)
         if repo is None or not self._check_revision(repo, rev, body):
+            return
+        if repo.file_delay_s and self.server.hub.stopping.wait(repo.file_delay_s):
             return
         if repo.gated and not self._authorised(repo, body):
             return

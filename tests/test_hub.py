@@ -384,3 +384,11 @@ def test_fresh_process_reads_hub_settings_from_the_environment(hub_env: HubEnv) 
     assert json.loads(out.stdout) == ["RedHatAI/Tiny-Llama-FP8", {"BF16": 8320, "F8_E4M3": 18464}]
     assert (Path(env["HF_HOME"]) / "hub").is_dir()
     assert any(p.startswith("/api/models/redhatai/") for p in hub_env.server.paths())
+
+
+def test_a_hub_that_answers_info_but_stalls_on_files_is_cut_off(hub_env):
+    started = time.monotonic()
+    with pytest.raises(HubUnavailableError, match="did not finish answering"):
+        fetch_hub_files("tiny-org/slow-files", timeout_s=0.5)
+    # Without the overall deadline huggingface_hub would retry the file check for 60 s.
+    assert time.monotonic() - started < 10
