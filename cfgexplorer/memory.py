@@ -639,7 +639,10 @@ def activation_terms(
         moe_term = mbt * spec.moe.experts_per_token * h * dtype_bytes
         forward = max(forward, profile.c("forward_moe_hidden_copies") * moe_term)
     forward += profile.c("forward_per_hidden_element") * mbt * h * dtype_bytes
-    sampler = profile.c("sampler_logits_copies") * max_num_seqs * spec.vocab_size * LOGITS_BYTES
+    # The sampler pass covers one row per request of the profiled batch: at most
+    # max_num_seqs, and never more rows than the batch has tokens.
+    rows = min(max_num_seqs, mbt)
+    sampler = profile.c("sampler_logits_copies") * rows * spec.vocab_size * LOGITS_BYTES
     sampler += profile.c("sampler_per_hidden_element") * mbt * h * dtype_bytes
     receive = 2 * mbt * h * dtype_bytes
     return ActivationTerms(forward, sampler, receive)
