@@ -936,8 +936,9 @@ def plan(
         notes.append("multi-token-prediction layers are not loaded (no speculative decoding)")
     if spec.vision:
         notes.append(
-            f"vision/audio tower of {spec.vision.params / 1e9:.2f} B parameters is "
-            "loaded on the first stage, split by TP"
+            f"vision/audio tower of {spec.vision.params / 1e9:.2f} B parameters is loaded on the "
+            "first stage, split by TP; the encoder's own profiling pass is not modelled (vLLM may "
+            "report a larger activation peak unless --limit-mm-per-prompt sets the images to 0)"
         )
     notes.append(
         f"activation = max(forward pass over {mbt} tokens, sampler over {mns} sequences x "
