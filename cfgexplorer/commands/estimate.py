@@ -1,0 +1,227 @@
+"""``cfgexplorer estimate``: which GPU, how many, what parallelism, how fast, what cost.
+
+JSON keys: ``input_parameters``, ``estimated_best_performance`` (``highest_throughput``,
+``lowest_ttft``, ``lowest_itl``, ``lowest_e2e_latency``, ``lowest_cost``,
+``lowest_cost_per_million_tokens``), ``gpu_results`` (per GPU: ``num_gpus``, ``tp``,
+``best_latency``, ``best_output_throughput``, ``cost``, ``memory``, ``sizing`` with a
+target, and ``points`` with ``--verbose`` or ``--concurrency``), ``failed_gpus``
+(name -> reason), ``slo_basis``, ``costs``, ``provenance``, ``notes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cfgexplorer.errors import InvalidDeploymentError
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``estimate`` subcommand."""
+    from cfgexplorer.cli import add_common_output_args
+
+    parser = subparsers.add_parser(
+        "estimate",
+        help="recommend GPUs, parallelism and concurrency under latency SLOs",
+        description=(
+            "Estimate TTFT, ITL, E2E latency and throughput with an analytical roofline model "
+            "for every GPU type, GPU count, TP size and concurrency, and rank what meets the "
+            "SLOs (checked against the upper edge of the calibrated error band)."
+        ),
+    )
+    parser.add_argument("--model", required=True, help="catalog id, Hub id or local config path")
+    parser.add_argument("--input-len", type=int, required=True, metavar="I", help="prompt tokens")
+    parser.add_argument("--output-len", type=int, required=True, metavar="O", help="output tokens")
+    parser.add_argument("--max-gpus", type=int, default=8, metavar="N", help="GPUs per deployment")
+    parser.add_argument(
+        "--max-gpus-per-type",
+        action="append",
+        default=[],
+        metavar="NAME:N",
+        help="a per-GPU-type limit such as H100:8 (repeatable)",
+    )
+    parser.add_argument("--gpu-list", metavar="A,B", help="only these GPU types")
+    parser.add_argument("--max-ttft", type=float, metavar="MS", help="TTFT SLO, milliseconds")
+    parser.add_argument("--max-itl", type=float, metavar="MS", help="ITL SLO, milliseconds")
+    parser.add_argument("--max-latency", type=float, metavar="S", help="E2E SLO, seconds")
+    parser.add_argument(
+        "--custom-gpu-cost",
+        action="append",
+        default=[],
+        metavar="NAME:COST",
+        help="cost per GPU-hour overriding the reference value (repeatable)",
+    )
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--target-rps", type=float, metavar="R", help="requests per second to serve"
+    )
+    target.add_argument(
+        "--target-concurrency", type=int, metavar="N", help="concurrent requests to serve"
+    )
+    parser.add_argument("--tp", type=int, metavar="N", help="only this tensor-parallel size")
+    parser.add_argument(
+        "--concurrency", metavar="1,8,32", help="total concurrencies per deployment to report"
+    )
+    parser.add_argument("--quantization", choices=["fp8"], help="vLLM runtime quantization")
+    parser.add_argument(
+        "--kv-cache-dtype", default="auto", choices=["auto", "fp8"], help="KV-cache dtype"
+    )
+    parser.add_argument(
+        "--engine",
+        default="vllm",
+        choices=["vllm", "sglang", "trtllm"],
+        help="serving engine whose efficiency is assumed (default vllm)",
+    )
+    parser.add_argument(
+        "--engine-profile", metavar="NAME", help="capacity-model engine profile (vLLM release)"
+    )
+    add_common_output_args(parser, output_help="write the JSON (or table) to FILE")
+    parser.set_defaults(handler=run)
+
+
+def _name_value(text: str, flag: str, kind: type) -> tuple[str, Any]:
+    """Parse NAME:VALUE for flags other than the cost (which gpus.parse_cost_override owns)."""
+    name, sep, value = text.rpartition(":")
+    if not sep or not name.strip():
+        raise InvalidDeploymentError(f"{flag} {text!r} is not NAME:N; write it like H100:8")
+    try:
+        return name.strip(), kind(value)
+    except ValueError:
+        raise InvalidDeploymentError(
+            f"{flag} {text!r} has a value that is not a whole number; write it like H100:8"
+        ) from None
+
+
+def build_request(args: argparse.Namespace) -> Any:
+    """Turn parsed arguments into a RecommendRequest (validating names and numbers)."""
+    from cfgexplorer.gpus import get_gpu, parse_cost_override
+    from cfgexplorer.recommend import RecommendRequest
+
+    costs = dict(parse_cost_override(text) for text in args.custom_gpu_cost)
+    limits = {}
+    for text in args.max_gpus_per_type:
+        name, value = _name_value(text, "--max-gpus-per-type", int)
+        limits[get_gpu(name).name] = value
+    gpu_list = None
+    if args.gpu_list:
+        names = [n.strip() for n in args.gpu_list.split(",") if n.strip()]
+        if not names:
+            raise InvalidDeploymentError("--gpu-list is empty; give names like H100,A100-80GB")
+        gpu_list = tuple(get_gpu(n).name for n in names)
+    concurrency = None
+    if args.concurrency:
+        try:
+            concurrency = tuple(int(c) for c in args.concurrency.split(",") if c.strip())
+        except ValueError:
+            raise InvalidDeploymentError(
+                f"--concurrency {args.concurrency!r} is not a list of whole numbers like 1,8,32"
+            ) from None
+    return RecommendRequest(
+        model=args.model,
+        input_len=args.input_len,
+        output_len=args.output_len,
+        max_gpus=args.max_gpus,
+        max_gpus_per_type=limits,
+        gpu_list=gpu_list,
+        max_ttft_ms=args.max_ttft,
+        max_itl_ms=args.max_itl,
+        max_e2e_s=args.max_latency,
+        custom_costs=costs,
+        target_rps=args.target_rps,
+        target_concurrency=args.target_concurrency,
+        tp=args.tp,
+        concurrency=concurrency,
+        quantization=args.quantization,
+        kv_cache_dtype=args.kv_cache_dtype,
+        engine=args.engine,
+        engine_profile=args.engine_profile,
+        include_points=bool(args.verbose),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Search and print the recommendation."""
+    from cfgexplorer.cli import emit
+    from cfgexplorer.recommend import recommend, validate_request
+
+    request = build_request(args)
+    validate_request(request)
+    result = recommend(request).to_dict()
+    return emit(result, args, _render_pretty)
+
+
+def _render_pretty(result: dict[str, Any]) -> str:
+    """The ranked table and the exclusions grouped by reason (rich imported only here)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    params = result["input_parameters"]
+    table = Table(
+        title=(
+            f"{params['model']}  ISL {params['input_len']}  OSL {params['output_len']}  "
+            f"engine {params['engine']}"
+        ),
+        header_style="bold",
+    )
+    for title in (
+        "GPU",
+        "GPUs",
+        "TP",
+        "conc",
+        "out tok/s",
+        "tok/s/GPU",
+        "TTFT ms",
+        "ITL ms",
+        "E2E s",
+        "bound",
+        "$/h",
+        "$/M tok",
+        "c=1 E2E s",
+    ):
+        table.add_column(title, justify="left" if title in ("GPU", "bound") else "right")
+    for name, r in result["gpu_results"].items():
+        b = r["best_output_throughput"]
+        cost = r["cost"]["best_output_throughput"]
+        table.add_row(
+            name,
+            str(b["num_gpus"]),
+            str(b["tp"]),
+            f"{b['concurrency']:g}",
+            f"{b['output_tok_s']:,.0f}",
+            f"{b['output_tok_s_per_gpu']:,.0f}",
+            f"{b['ttft_ms']:,.1f}",
+            f"{b['itl_ms']:.2f}",
+            f"{b['e2e_s']:.2f}",
+            b["bound"],
+            "-" if cost["per_hour"] is None else f"{cost['per_hour']:.2f}",
+            "-"
+            if cost["per_million_output_tokens"] is None
+            else f"{cost['per_million_output_tokens']:.3f}",
+            f"{r['best_latency']['e2e_s']:.2f}",
+        )
+
+    console = Console(width=170, record=True, force_terminal=False)
+    with console.capture() as capture:
+        console.print(table)
+        best = result["estimated_best_performance"]
+        for key, item in best.items():
+            if item:
+                console.print(
+                    f"{key}: {item['gpu']} x{item['num_gpus']} (tp {item['tp']}) "
+                    f"{item['metric']} = {item['value']}"
+                )
+        groups: dict[str, list[str]] = {}
+        for name, reason in result["failed_gpus"].items():
+            groups.setdefault(reason.split(":", 1)[0], []).append(f"{name}: {reason}")
+        for head, lines in groups.items():
+            console.print(f"\nExcluded — {head}:")
+            for line in lines:
+                console.print(f"  {line}")
+        console.print(f"\n{result['slo_basis']}.")
+        console.print(f"Costs: {result['costs']['label']}. {result['costs']['disclaimer']}")
+        prov = result["provenance"]
+        console.print(
+            f"Provenance: {prov['kind']} by {prov['model']} {prov['model_version']}, "
+            f"engine {prov['engine']}; band: {prov['error_band']}"
+        )
+    return capture.get()

@@ -1,0 +1,612 @@
+"""The recommender: GPU types x counts x TP x concurrency, under latency SLOs and costs.
+
+For every GPU type (the catalog or a list), every GPU count up to a limit,
+every TP size vLLM accepts that divides the count (the rest as data-parallel
+replicas) and a concurrency ladder up to the KV-cache limit, the estimator
+predicts TTFT, ITL, E2E and throughput. Latency SLOs are checked against the
+upper edge of the estimate's error band. Each GPU type gets its best-latency
+point (one request per replica) and its highest-throughput point that meets
+every SLO, with costs; GPU types that cannot serve get a reason.
+
+Plain functions and frozen dataclasses; the dashboard calls :func:`recommend`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cfgexplorer.errors import InvalidDeploymentError, UserError
+from cfgexplorer.roofline import (
+    DEFAULT_ENGINE,
+    LATENCY_METRICS,
+    AnalyticalEstimator,
+    Estimate,
+    EstimateRequest,
+    Estimator,
+    get_engine,
+    provenance,
+    validate_lengths,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from cfgexplorer.gpus import GPU
+    from cfgexplorer.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+# Per-replica concurrency levels tried below the KV limit (the limit itself is added).
+CONCURRENCY_LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+DEFAULT_MAX_GPUS = 8
+
+SLO_NOTE = (
+    "latency SLOs (TTFT, ITL, E2E) are checked against the upper edge of each estimate's "
+    "error band, so a point that passes should meet them at the percentile the band covers"
+)
+
+
+@dataclass(frozen=True)
+class RecommendRequest:
+    """What to search: the model, the workload, the limits, the SLOs and the costs.
+
+    ``concurrency`` lists total concurrencies per deployment (split evenly over
+    its replicas); None uses the ladder up to the KV limit. SLOs are None when
+    not set. ``custom_costs`` maps GPU names to a cost per GPU-hour.
+    """
+
+    model: str
+    input_len: int
+    output_len: int
+    max_gpus: int = DEFAULT_MAX_GPUS
+    max_gpus_per_type: Mapping[str, int] = field(default_factory=dict)
+    gpu_list: tuple[str, ...] | None = None
+    max_ttft_ms: float | None = None
+    max_itl_ms: float | None = None
+    max_e2e_s: float | None = None
+    custom_costs: Mapping[str, float] = field(default_factory=dict)
+    target_rps: float | None = None
+    target_concurrency: int | None = None
+    tp: int | None = None
+    concurrency: tuple[int, ...] | None = None
+    quantization: str | None = None
+    kv_cache_dtype: str = "auto"
+    engine: str = DEFAULT_ENGINE
+    engine_profile: str | None = None
+    include_points: bool = False
+    spec: ModelSpec | None = None
+
+    def slos(self) -> dict[str, float]:
+        """The SLOs that are set, keyed like the estimate's metrics."""
+        pairs = (
+            ("ttft_ms", self.max_ttft_ms),
+            ("itl_ms", self.max_itl_ms),
+            ("e2e_s", self.max_e2e_s),
+        )
+        return {k: float(v) for k, v in pairs if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "input_len": self.input_len,
+            "output_len": self.output_len,
+            "max_gpus": self.max_gpus,
+            "max_gpus_per_type": dict(self.max_gpus_per_type),
+            "gpu_list": list(self.gpu_list) if self.gpu_list else None,
+            "max_ttft_ms": self.max_ttft_ms,
+            "max_itl_ms": self.max_itl_ms,
+            "max_e2e_s": self.max_e2e_s,
+            "custom_gpu_costs": dict(self.custom_costs),
+            "target_rps": self.target_rps,
+            "target_concurrency": self.target_concurrency,
+            "tp": self.tp,
+            "concurrency": list(self.concurrency) if self.concurrency else None,
+            "quantization": self.quantization,
+            "kv_cache_dtype": self.kv_cache_dtype,
+            "engine": get_engine(self.engine).name,
+            "engine_profile": self.engine_profile,
+        }
+
+
+@dataclass(frozen=True)
+class Point:
+    """One deployment at one total concurrency: ``num_gpus // tp`` replicas of one estimate."""
+
+    estimate: Estimate
+    num_gpus: int
+    replicas: int
+    meets_slo: bool
+    violations: tuple[str, ...]
+
+    @property
+    def tp(self) -> int:
+        return self.estimate.tp
+
+    @property
+    def concurrency(self) -> float:
+        return self.estimate.concurrency * self.replicas
+
+    @property
+    def output_tok_s(self) -> float:
+        return self.estimate.output_tok_s * self.replicas
+
+    @property
+    def request_rate_per_s(self) -> float:
+        return self.estimate.request_rate_per_s * self.replicas
+
+    def to_dict(self) -> dict[str, Any]:
+        e = self.estimate
+        return {
+            "tp": e.tp,
+            "num_gpus": self.num_gpus,
+            "replicas": self.replicas,
+            "concurrency": _num(self.concurrency),
+            "ttft_ms": round(e.ttft_ms, 3),
+            "itl_ms": round(e.itl_ms, 3),
+            "e2e_s": round(e.e2e_s, 4),
+            "output_tok_s": round(self.output_tok_s, 2),
+            "output_tok_s_per_gpu": round(self.output_tok_s / self.num_gpus, 2),
+            "request_rate_per_s": round(self.request_rate_per_s, 4),
+            "feasible": e.feasible,
+            "meets_slo": self.meets_slo,
+            "bound": e.bound,
+            "ttft_ms_upper": round(e.upper("ttft_ms"), 3),
+            "itl_ms_upper": round(e.upper("itl_ms"), 3),
+            "e2e_s_upper": round(e.upper("e2e_s"), 4),
+        }
+
+
+def _num(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
+@dataclass(frozen=True)
+class GPUResult:
+    """The answer for one GPU type."""
+
+    gpu: str
+    cost_per_gpu_hour: float | None
+    cost_source: str
+    best_latency: Point
+    best_throughput: Point
+    cheapest: Point  # fewest GPU-hours per hour that still meets the SLOs
+    memory: dict[str, Any]
+    sizing: dict[str, Any] | None
+    points: tuple[Point, ...]
+    rejected_configs: dict[str, str]
+
+    def cost_of(self, point: Point) -> dict[str, float | None]:
+        """Cost per hour of a deployment and cost per million output tokens."""
+        if self.cost_per_gpu_hour is None:
+            return {"per_hour": None, "per_million_output_tokens": None}
+        per_hour = self.cost_per_gpu_hour * point.num_gpus
+        per_million = per_hour / (point.output_tok_s * 3600) * 1e6 if point.output_tok_s else None
+        return {"per_hour": round(per_hour, 4), "per_million_output_tokens": _r(per_million)}
+
+    def to_dict(self, include_points: bool) -> dict[str, Any]:
+        best = self.best_throughput
+        out = {
+            "gpu": self.gpu,
+            "num_gpus": best.num_gpus,
+            "tp": best.tp,
+            "replicas": best.replicas,
+            "concurrency": _num(best.concurrency),
+            "best_latency": self.best_latency.to_dict(),
+            "best_output_throughput": best.to_dict(),
+            "cost": {
+                "per_gpu_hour": self.cost_per_gpu_hour,
+                "source": self.cost_source,
+                "best_output_throughput": self.cost_of(best),
+                "best_latency": self.cost_of(self.best_latency),
+                "cheapest_deployment": {
+                    "num_gpus": self.cheapest.num_gpus,
+                    "tp": self.cheapest.tp,
+                    **self.cost_of(self.cheapest),
+                },
+            },
+            "memory": self.memory,
+            "rejected_configs": dict(self.rejected_configs),
+        }
+        if self.sizing is not None:
+            out["sizing"] = self.sizing
+        if include_points:
+            out["points"] = [p.to_dict() for p in self.points]
+        return out
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Every GPU type's result, the overall bests, the exclusions and the provenance."""
+
+    request: RecommendRequest
+    results: tuple[GPUResult, ...]
+    failed: dict[str, str]
+    notes: tuple[str, ...]
+
+    def best(self) -> dict[str, Any]:
+        """The overall winners, one per criterion (None when no GPU qualifies)."""
+        res = self.results
+        if not res:
+            return dict.fromkeys(
+                (
+                    "highest_throughput",
+                    "lowest_ttft",
+                    "lowest_itl",
+                    "lowest_e2e_latency",
+                    "lowest_cost",
+                    "lowest_cost_per_million_tokens",
+                )
+            )
+
+        def entry(r: GPUResult, p: Point, metric: str, value: Any) -> dict[str, Any]:
+            return {
+                "gpu": r.gpu,
+                "num_gpus": p.num_gpus,
+                "tp": p.tp,
+                "concurrency": _num(p.concurrency),
+                "metric": metric,
+                "value": value,
+            }
+
+        out: dict[str, Any] = {}
+        r = max(res, key=lambda r: (r.best_throughput.output_tok_s, -r.best_throughput.num_gpus))
+        out["highest_throughput"] = entry(
+            r, r.best_throughput, "output_tok_s", round(r.best_throughput.output_tok_s, 2)
+        )
+        for key, metric in (
+            ("lowest_ttft", "ttft_ms"),
+            ("lowest_itl", "itl_ms"),
+            ("lowest_e2e_latency", "e2e_s"),
+        ):
+            r = min(res, key=lambda r, m=metric: getattr(r.best_latency.estimate, m))
+            value = getattr(r.best_latency.estimate, metric)
+            out[key] = entry(r, r.best_latency, metric, round(value, 4))
+        costed = [r for r in res if r.cost_per_gpu_hour is not None]
+        if self.request.target_rps or self.request.target_concurrency:
+            sized = [r for r in costed if r.sizing and r.sizing.get("cost_per_hour") is not None]
+            if sized:
+                r = min(sized, key=lambda r: r.sizing["cost_per_hour"])
+                out["lowest_cost"] = {
+                    "gpu": r.gpu,
+                    "num_gpus": r.sizing["num_gpus"],
+                    "tp": r.sizing["tp"],
+                    "metric": "cost_per_hour_at_target",
+                    "value": r.sizing["cost_per_hour"],
+                }
+            else:
+                out["lowest_cost"] = None
+        elif costed:
+            r = min(costed, key=lambda r: r.cost_of(r.cheapest)["per_hour"])
+            out["lowest_cost"] = entry(
+                r, r.cheapest, "cost_per_hour", r.cost_of(r.cheapest)["per_hour"]
+            )
+        else:
+            out["lowest_cost"] = None
+        if costed:
+            r = min(costed, key=lambda r: r.cost_of(r.best_throughput)["per_million_output_tokens"])
+            out["lowest_cost_per_million_tokens"] = entry(
+                r,
+                r.best_throughput,
+                "cost_per_million_output_tokens",
+                r.cost_of(r.best_throughput)["per_million_output_tokens"],
+            )
+        else:
+            out["lowest_cost_per_million_tokens"] = None
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        from cfgexplorer.gpus import COST_DISCLAIMER, COST_LABEL
+
+        prov = provenance(self.request.engine)
+        return {
+            "input_parameters": self.request.to_dict(),
+            "estimated_best_performance": self.best(),
+            "gpu_results": {
+                r.gpu: r.to_dict(self.request.include_points or bool(self.request.concurrency))
+                for r in self.results
+            },
+            "failed_gpus": dict(self.failed),
+            "slo_basis": SLO_NOTE,
+            "costs": {"label": COST_LABEL, "disclaimer": COST_DISCLAIMER, "unit": "per GPU-hour"},
+            "provenance": prov,
+            "notes": list(self.notes),
+        }
+
+
+# --- the search -----------------------------------------------------------------------
+
+
+def gpu_counts(limit: int) -> list[int]:
+    """GPU counts tried: powers of two up to ``limit``, and ``limit`` itself."""
+    counts = [1 << i for i in range(limit.bit_length()) if (1 << i) <= limit]
+    if limit not in counts:
+        counts.append(limit)
+    return counts
+
+
+def check_slos(estimate: Estimate, slos: Mapping[str, float]) -> tuple[str, ...]:
+    """The SLOs an estimate violates at its band's upper edge (empty when it meets all)."""
+    out = []
+    for metric in LATENCY_METRICS:
+        if metric in slos and estimate.upper(metric) > slos[metric]:
+            out.append(
+                f"{metric} {estimate.upper(metric):.4g} (upper edge; estimate "
+                f"{getattr(estimate, metric):.4g}) > {slos[metric]:g}"
+            )
+    return tuple(out)
+
+
+def validate_request(req: RecommendRequest) -> None:
+    """Reject bad numbers with one sentence each.
+
+    Raises
+    ------
+    InvalidDeploymentError
+        For non-positive lengths, limits, SLOs, targets or concurrencies.
+    """
+    validate_lengths(req.input_len, req.output_len)
+    if not isinstance(req.max_gpus, int) or req.max_gpus < 1:
+        raise InvalidDeploymentError(f"--max-gpus must be a whole number >= 1, got {req.max_gpus}")
+    for name, value in req.max_gpus_per_type.items():
+        if not isinstance(value, int) or value < 1:
+            raise InvalidDeploymentError(
+                f"GPU limit for {name} must be a whole number >= 1, got {value!r}"
+            )
+    for name, value in req.slos().items():
+        if not value > 0:
+            raise InvalidDeploymentError(f"SLO {name} must be more than 0, got {value:g}")
+    if req.target_rps is not None and not req.target_rps > 0:
+        raise InvalidDeploymentError(f"--target-rps must be more than 0, got {req.target_rps:g}")
+    if req.target_concurrency is not None and req.target_concurrency < 1:
+        raise InvalidDeploymentError(
+            f"--target-concurrency must be >= 1, got {req.target_concurrency}"
+        )
+    for c in req.concurrency or ():
+        if not isinstance(c, int) or c < 1:
+            raise InvalidDeploymentError(f"concurrency levels must be whole numbers >= 1, got {c}")
+    if req.tp is not None and (not isinstance(req.tp, int) or req.tp < 1):
+        raise InvalidDeploymentError(f"--tp must be a whole number >= 1, got {req.tp}")
+    get_engine(req.engine)
+
+
+def recommend(req: RecommendRequest, estimator: Estimator | None = None) -> Recommendation:
+    """Search every GPU type, count, TP and concurrency, and rank what meets the SLOs.
+
+    Parameters
+    ----------
+    req
+        The search.
+    estimator
+        The performance backend; an :class:`AnalyticalEstimator` by default.
+
+    Returns
+    -------
+    Recommendation
+        Per-GPU results, overall bests, exclusions with reasons, provenance.
+
+    Raises
+    ------
+    UserError
+        For an unknown model or GPU, a malformed cost, or bad numbers.
+    """
+    from cfgexplorer import load_model
+    from cfgexplorer.gpus import cost_provenance, get_gpu, list_gpus, resolve_costs
+
+    validate_request(req)
+    spec = req.spec or load_model(req.model)
+    gpus = [get_gpu(n) for n in req.gpu_list] if req.gpu_list else list_gpus()
+    gpus = list({g.name: g for g in gpus}.values())
+    limits = {get_gpu(name).name: n for name, n in req.max_gpus_per_type.items()}
+    costs = resolve_costs(dict(req.custom_costs))
+    est = estimator or AnalyticalEstimator()
+
+    results: list[GPUResult] = []
+    failed: dict[str, str] = {}
+    for gpu in gpus:
+        limit = limits.get(gpu.name, req.max_gpus)
+        try:
+            outcome = _search_gpu(req, spec, gpu, limit, est)
+        except UserError as exc:
+            failed[gpu.name] = str(exc)
+            continue
+        if isinstance(outcome, str):
+            failed[gpu.name] = outcome
+            continue
+        best_latency, best_tp, cheapest, points, memory, rejected, sizing = outcome
+        cost = costs.get(gpu.name)
+        source = cost_provenance(gpu.name, dict(req.custom_costs))
+        if sizing is not None and cost is not None and sizing.get("num_gpus"):
+            sizing["cost_per_hour"] = round(sizing["num_gpus"] * cost, 4)
+        results.append(
+            GPUResult(
+                gpu=gpu.name,
+                cost_per_gpu_hour=cost,
+                cost_source=source,
+                best_latency=best_latency,
+                best_throughput=best_tp,
+                cheapest=cheapest,
+                memory=memory,
+                sizing=sizing,
+                points=tuple(points),
+                rejected_configs=rejected,
+            )
+        )
+    results.sort(key=lambda r: -r.best_throughput.output_tok_s)
+
+    notes = [
+        SLO_NOTE,
+        f"throughput scales by data-parallel replicas: num_gpus / tp copies of one TP group; "
+        f"each request needs about {req.input_len + req.output_len} tokens of KV cache",
+        "not modelled: pipeline parallelism, expert-parallel all-to-all, speculative "
+        "decoding, prefix caching",
+    ]
+    return Recommendation(req, tuple(results), failed, tuple(notes))
+
+
+_Outcome = tuple[Point, Point, Point, list[Point], dict[str, Any], dict[str, str], Any]
+
+
+def _search_gpu(
+    req: RecommendRequest, spec: ModelSpec, gpu: GPU, limit: int, est: Estimator
+) -> _Outcome | str:
+    """Search one GPU type; a string is the reason it is excluded."""
+    from cfgexplorer.memory import tp_rejection
+
+    if not gpu.memory_bandwidth_gbps or not (gpu.bf16_tflops or gpu.fp16_tflops):
+        return "no TFLOPS or bandwidth figures in the catalog, so speed cannot be estimated"
+    counts = gpu_counts(limit)
+    per_server = gpu.gpus_per_server or 8
+    tps = sorted({t for n in counts for t in range(1, n + 1) if n % t == 0 and t <= per_server})
+    if req.tp is not None:
+        tps = [t for t in tps if t == req.tp]
+        if not tps:
+            return f"--tp {req.tp} is not possible with at most {limit} GPUs of this type"
+    rejected: dict[str, str] = {}
+    valid = []
+    for tp in tps:
+        reason = tp_rejection(spec, tp)
+        if reason:
+            rejected[f"tp={tp}"] = reason
+        else:
+            valid.append(tp)
+    if not valid:
+        return f"no valid TP up to {max(tps)}: " + "; ".join(
+            f"{k}: {v}" for k, v in rejected.items()
+        )
+
+    slos = req.slos()
+    points: list[Point] = []
+    memory: dict[str, Any] = {}
+    per_tp_estimates: dict[int, list[Estimate]] = {}
+    for tp in valid:
+        base = EstimateRequest(
+            spec=spec,
+            gpu=gpu,
+            input_len=req.input_len,
+            output_len=req.output_len,
+            tp=tp,
+            quantization=req.quantization,
+            kv_cache_dtype=req.kv_cache_dtype,
+            engine=req.engine,
+            engine_profile=req.engine_profile,
+        )
+        kv_limit, why = est.kv_limit(base)
+        if why or not kv_limit or kv_limit < 1:
+            rejected[f"tp={tp}"] = why or (
+                f"the KV cache holds {kv_limit or 0:.2f} requests of "
+                f"{req.input_len + req.output_len} tokens, fewer than one"
+            )
+            continue
+        plan = getattr(est, "plan", None)
+        max_seqs = None
+        if plan is not None:
+            p = plan(base)
+            max_seqs = p.max_num_seqs
+            memory[f"tp={tp}"] = {
+                "weights_gib": round(p.weights_gib, 3),
+                "kv_pool_gib": round(p.kv_pool_gib, 3),
+                "kv_tokens": p.kv_tokens,
+                "max_concurrency": round(p.max_concurrency, 2),
+            }
+        levels = _levels(req, tp, counts, kv_limit)
+        estimates = []
+        for c in levels:
+            request = _with(base, concurrency=c, kv_max_concurrency=kv_limit, max_num_seqs=max_seqs)
+            estimates.append(est.estimate(request))
+        per_tp_estimates[tp] = estimates
+        for n in counts:
+            if n % tp:
+                continue
+            replicas = n // tp
+            for e in estimates:
+                if req.concurrency and e.concurrency * replicas not in req.concurrency:
+                    continue
+                violations = check_slos(e, slos)
+                meets = e.feasible and not violations
+                points.append(Point(e, n, replicas, meets, violations))
+    if not per_tp_estimates:
+        smallest = min(valid)
+        return (
+            f"does not fit at any TP up to {max(valid)} with {limit} GPUs: "
+            f"{rejected.get(f'tp={smallest}', 'no memory for the KV cache')}"
+        )
+
+    singles = [p for p in points if p.replicas == 1 and p.estimate.concurrency == 1]
+    if not singles:  # --concurrency without 1: take the lowest level of each TP
+        singles = [
+            Point(es[0], tp, 1, not check_slos(es[0], slos), check_slos(es[0], slos))
+            for tp, es in per_tp_estimates.items()
+        ]
+    ok = [p for p in points if p.meets_slo]
+    if not ok:
+        fastest = min(singles, key=lambda p: p.estimate.e2e_s)
+        detail = "; ".join(check_slos(fastest.estimate, slos)) or "no feasible point"
+        return (
+            f"SLO unmeetable even at concurrency 1 (best: {fastest.num_gpus} GPU(s), "
+            f"tp={fastest.tp}): {detail}"
+        )
+    ok_singles = [p for p in singles if p.meets_slo] or singles
+    best_latency = min(ok_singles, key=lambda p: (p.estimate.e2e_s, p.num_gpus))
+    best_tp = max(ok, key=lambda p: (p.output_tok_s, -p.num_gpus, -p.tp))
+    cheapest = min(ok, key=lambda p: (p.num_gpus, -p.output_tok_s))
+    sizing = _sizing(req, ok)
+    return best_latency, best_tp, cheapest, points, memory, rejected, sizing
+
+
+def _levels(req: RecommendRequest, tp: int, counts: list[int], kv_limit: float) -> list[float]:
+    """Per-replica concurrency levels for one TP size."""
+    if req.concurrency:
+        levels = set()
+        for n in counts:
+            if n % tp:
+                continue
+            replicas = n // tp
+            for total in req.concurrency:
+                if total % replicas == 0:
+                    levels.add(total // replicas)
+        return sorted(float(c) for c in levels)
+    top = math.floor(kv_limit)
+    levels = {float(c) for c in CONCURRENCY_LADDER if c <= top}
+    levels.add(float(min(top, CONCURRENCY_LADDER[-1] * 2)))
+    return sorted(levels)
+
+
+def _with(base: EstimateRequest, **changes: Any) -> EstimateRequest:
+    from dataclasses import replace
+
+    return replace(base, **changes)
+
+
+def _sizing(req: RecommendRequest, ok: list[Point]) -> dict[str, Any] | None:
+    """Replicas and GPUs needed to carry the target load within the SLOs (per TP size)."""
+    if req.target_rps is None and req.target_concurrency is None:
+        return None
+    best: dict[str, Any] | None = None
+    singles = [p for p in ok if p.replicas == 1]
+    for p in singles:
+        if req.target_rps is not None:
+            replicas = math.ceil(req.target_rps / p.estimate.request_rate_per_s - 1e-9)
+        else:
+            replicas = math.ceil(req.target_concurrency / p.estimate.concurrency - 1e-9)
+        gpus = replicas * p.tp
+        candidate = {
+            "target_rps": req.target_rps,
+            "target_concurrency": req.target_concurrency,
+            "tp": p.tp,
+            "replicas": replicas,
+            "num_gpus": gpus,
+            "concurrency_per_replica": _num(p.estimate.concurrency),
+            "request_rate_per_replica": round(p.estimate.request_rate_per_s, 4),
+            "output_tok_s": round(p.estimate.output_tok_s * replicas, 2),
+            "within_max_gpus": gpus <= req.max_gpus,
+        }
+        if best is None or (gpus, p.tp) < (best["num_gpus"], best["tp"]):
+            best = candidate
+    return best

@@ -1,0 +1,76 @@
+"""``cfgexplorer estimate`` end to end: JSON keys, points, pretty output, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cfgexplorer.cli import main
+
+BASE = [
+    "estimate",
+    "--model",
+    "meta-llama/Meta-Llama-3-8B-Instruct",
+    "--input-len",
+    "1000",
+    "--output-len",
+    "200",
+    "--gpu-list",
+    "H100,A100-80GB",
+]
+
+
+def _run(capsys, *extra):
+    status = main([*BASE, *extra])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_json_answer_has_results_and_provenance(capsys):
+    status, out, _ = _run(capsys, "--max-itl", "25", "--custom-gpu-cost", "H100:1.5")
+    assert status == 0
+    d = json.loads(out)
+    assert set(d["gpu_results"]) == {"H100-SXM-80GB", "A100-SXM-80GB"}
+    assert d["gpu_results"]["H100-SXM-80GB"]["cost"]["per_gpu_hour"] == 1.5
+    assert d["input_parameters"]["engine"] == "vllm"
+    assert d["provenance"]["model_version"]
+    assert "upper edge" in d["slo_basis"]
+    assert "points" not in d["gpu_results"]["H100-SXM-80GB"]
+
+
+def test_concurrency_list_reports_those_points(capsys):
+    status, out, _ = _run(capsys, "--concurrency", "1,8,32", "--tp", "1", "--engine", "trtllm")
+    assert status == 0
+    points = json.loads(out)["gpu_results"]["H100-SXM-80GB"]["points"]
+    assert {p["concurrency"] for p in points} <= {1, 8, 32}
+    assert {p["tp"] for p in points} == {1}
+
+
+def test_pretty_prints_the_table(capsys):
+    status, out, _ = _run(capsys, "--pretty")
+    assert status == 0
+    assert "H100-SXM-80GB" in out
+    assert "upper edge" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--gpu-list", "H100,NoSuchGPU"], "unknown GPU 'NoSuchGPU'"),
+        (["--custom-gpu-cost", "H100=2"], "is not NAME:COST"),
+        (["--custom-gpu-cost", "H100:cheap"], "not a number"),
+        (["--max-gpus-per-type", "H100:x"], "not a whole number"),
+        (["--input-len", "-3"], "input length must be"),
+        (["--output-len", "0"], "output length must be"),
+        (["--max-ttft", "-1"], "must be more than 0"),
+        (["--concurrency", "1,a"], "not a list of whole numbers"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_2(capsys, args, fragment):
+    status, out, err = _run(capsys, *args)
+    assert status == 2
+    assert out == ""
+    assert fragment in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err

@@ -1,0 +1,142 @@
+"""The recommender: constraints, costs, exclusions, inverse sizing."""
+
+from __future__ import annotations
+
+import pytest
+
+from cfgexplorer import load_model
+from cfgexplorer.errors import InvalidDeploymentError, UnknownGPUError
+from cfgexplorer.gpus import reference_cost_per_hour
+from cfgexplorer.recommend import RecommendRequest, gpu_counts, recommend
+
+MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
+GPUS = ("H100", "A100-80GB", "L4")
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_model(MODEL)
+
+
+def _req(spec, **kw):
+    base = {"model": MODEL, "input_len": 1000, "output_len": 200, "gpu_list": GPUS, "spec": spec}
+    base.update(kw)
+    return RecommendRequest(**base)
+
+
+@pytest.mark.parametrize(
+    ("ttft", "itl", "e2e"), [(200.0, None, None), (None, 12.0, None), (300.0, 20.0, 4.0)]
+)
+def test_constraints_never_admit_a_violating_point(spec, ttft, itl, e2e):
+    rec = recommend(_req(spec, max_ttft_ms=ttft, max_itl_ms=itl, max_e2e_s=e2e))
+    admitted = [p for r in rec.results for p in r.points if p.meets_slo]
+    assert admitted
+    for p in admitted:
+        e = p.estimate
+        assert e.feasible
+        assert ttft is None or e.upper("ttft_ms") <= ttft
+        assert itl is None or e.upper("itl_ms") <= itl
+        assert e2e is None or e.upper("e2e_s") <= e2e
+    for r in rec.results:
+        assert r.best_throughput.meets_slo
+        assert r.best_latency.meets_slo
+
+
+def test_custom_costs_override_reference_costs(spec):
+    rec = recommend(_req(spec, custom_costs={"H100": 1.25}))
+    by_gpu = {r.gpu: r for r in rec.results}
+    assert by_gpu["H100-SXM-80GB"].cost_per_gpu_hour == 1.25
+    assert by_gpu["H100-SXM-80GB"].cost_source == "custom"
+    assert by_gpu["A100-SXM-80GB"].cost_per_gpu_hour == reference_cost_per_hour("A100-80GB")
+    best = by_gpu["H100-SXM-80GB"].best_throughput
+    cost = by_gpu["H100-SXM-80GB"].cost_of(best)
+    assert cost["per_hour"] == pytest.approx(1.25 * best.num_gpus)
+    expected = 1.25 * best.num_gpus / (best.output_tok_s * 3600) * 1e6
+    assert cost["per_million_output_tokens"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_gpu_that_cannot_hold_the_model_is_excluded_with_its_reason():
+    rec = recommend(
+        RecommendRequest(
+            model="Qwen/Qwen3-32B", input_len=1000, output_len=200, gpu_list=("T4", "H100")
+        )
+    )
+    assert "T4-16GB" in rec.failed
+    assert rec.failed["T4-16GB"].startswith("does not fit at any TP")
+    assert [r.gpu for r in rec.results] == ["H100-SXM-80GB"]
+
+
+def test_unmeetable_slo_reports_the_estimated_figure(spec):
+    rec = recommend(_req(spec, max_ttft_ms=1.0))
+    assert not rec.results
+    for reason in rec.failed.values():
+        assert reason.startswith("SLO unmeetable even at concurrency 1")
+        assert "ttft_ms" in reason
+
+
+def test_target_rps_sizing_carries_the_load(spec):
+    rec = recommend(_req(spec, target_rps=20.0, max_itl_ms=30.0))
+    for r in rec.results:
+        s = r.sizing
+        assert s["replicas"] * s["request_rate_per_replica"] >= 20.0 - 1e-6
+        assert s["num_gpus"] == s["replicas"] * s["tp"]
+        assert s["cost_per_hour"] == pytest.approx(s["num_gpus"] * r.cost_per_gpu_hour)
+    assert rec.best()["lowest_cost"]["metric"] == "cost_per_hour_at_target"
+
+
+def test_result_dict_has_the_documented_keys(spec):
+    d = recommend(_req(spec, include_points=True)).to_dict()
+    assert set(d) >= {
+        "input_parameters",
+        "estimated_best_performance",
+        "gpu_results",
+        "failed_gpus",
+        "provenance",
+    }
+    assert set(d["estimated_best_performance"]) == {
+        "highest_throughput",
+        "lowest_ttft",
+        "lowest_itl",
+        "lowest_e2e_latency",
+        "lowest_cost",
+        "lowest_cost_per_million_tokens",
+    }
+    h100 = d["gpu_results"]["H100-SXM-80GB"]
+    assert set(h100) >= {
+        "num_gpus",
+        "tp",
+        "best_latency",
+        "best_output_throughput",
+        "cost",
+        "memory",
+    }
+    point = h100["points"][0]
+    assert set(point) >= {
+        "tp",
+        "num_gpus",
+        "concurrency",
+        "ttft_ms",
+        "itl_ms",
+        "e2e_s",
+        "output_tok_s",
+        "output_tok_s_per_gpu",
+        "feasible",
+        "bound",
+    }
+    assert d["provenance"]["kind"] == "estimated"
+
+
+def test_concurrency_ladder_stops_at_the_kv_limit(spec):
+    rec = recommend(_req(spec, gpu_list=("L4",), max_gpus=1))
+    (r,) = rec.results
+    limit = r.memory["tp=1"]["max_concurrency"]
+    assert max(p.concurrency for p in r.points) <= limit
+
+
+def test_counts_and_bad_input():
+    assert gpu_counts(8) == [1, 2, 4, 8]
+    assert gpu_counts(6) == [1, 2, 4, 6]
+    with pytest.raises(UnknownGPUError):
+        recommend(RecommendRequest(model=MODEL, input_len=10, output_len=10, gpu_list=("Z9",)))
+    with pytest.raises(InvalidDeploymentError):
+        recommend(RecommendRequest(model=MODEL, input_len=0, output_len=10))
