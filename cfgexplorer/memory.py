@@ -28,8 +28,8 @@ from cfgexplorer.gpus import GPU
 from cfgexplorer.params import (
     Linear,
     ParamBreakdown,
-    _is_quantized,
     count_params,
+    is_quantized,
     linear_bytes,
 )
 from cfgexplorer.paths import data_dir
@@ -283,7 +283,7 @@ def pp_layer_ranges(num_layers: int, pp: int) -> list[tuple[int, int]]:
     return out
 
 
-def _linear_rank_bytes(
+def linear_rank_bytes(
     spec: ModelSpec,
     quant: QuantScheme,
     lin: Linear,
@@ -314,7 +314,7 @@ def _linear_rank_bytes(
     return linear_bytes(spec, quant, Linear(lin.kind, rows, cols, count), quantized)
 
 
-def _kv_replicated_rows(spec: ModelSpec, la: LayerAttention, lin: Linear, tp: int) -> Linear:
+def kv_replicated_rows(spec: ModelSpec, la: LayerAttention, lin: Linear, tp: int) -> Linear:
     """K/V projections keep one head per rank when TP exceeds the KV heads."""
     if la.kind in (FULL, SLIDING, CHUNKED) and la.num_kv_heads and tp > la.num_kv_heads:
         kv_rows = {la.num_kv_heads * la.head_dim, la.num_kv_heads * la.v_head_dim}
@@ -369,10 +369,10 @@ def _rank_layer_bytes(
         la = spec.layers[i]
         total = 0.0
         kinds = {m.kind for m in lp.linears}
-        quantized = {k: _is_quantized(quant, k, i, "model.layers") for k in kinds}
+        quantized = {k: is_quantized(quant, k, i, "model.layers") for k in kinds}
         for lin in lp.linears:
-            lin = _kv_replicated_rows(spec, la, lin, tp)
-            total += _linear_rank_bytes(sized, quant, lin, quantized[lin.kind], tp, ep_size)
+            lin = kv_replicated_rows(spec, la, lin, tp)
+            total += linear_rank_bytes(sized, quant, lin, quantized[lin.kind], tp, ep_size)
         for kind, count in lp.small.items():
             per = 4 if kind == "state_params" else dtype_bytes
             shard = tp if kind in ("bias", "conv", "state_params", "expert_bias") else 1
@@ -398,7 +398,7 @@ def _assemble_stages(
     head_bytes = 0.0
     if not spec.tie_word_embeddings:
         head_lin = Linear("lm_head", vocab_rank, spec.hidden_size)
-        head_q = _is_quantized(quant, "lm_head", None, "")
+        head_q = is_quantized(quant, "lm_head", None, "")
         head_bytes = linear_bytes(sized, quant, head_lin, head_q)
     norm_bytes = spec.hidden_size * dtype_bytes
     # vLLM keeps one cos/sin table of max_position x rotary_dim per stage, in the model dtype.

@@ -70,7 +70,7 @@ class ParamBreakdown:
     notes: list[str] = field(default_factory=list)
 
 
-def _is_quantized(quant: QuantScheme, kind: str, layer: int | None, prefix: str) -> bool:
+def is_quantized(quant: QuantScheme, kind: str, layer: int | None, prefix: str) -> bool:
     if not quant.is_quantized or kind not in quant.quantized_kinds:
         return False
     return not quant.ignores(_representative_names(kind, layer, prefix))
@@ -317,7 +317,7 @@ def count_params(spec: ModelSpec, quant: QuantScheme | None = None) -> ParamBrea
         inactive_total += inactive
         total_b = 0.0
         quantized = {
-            k: _is_quantized(quant, k, i, "model.layers") for k in {m.kind for m in lp.linears}
+            k: is_quantized(quant, k, i, "model.layers") for k in {m.kind for m in lp.linears}
         }
         for lin in lp.linears:
             nb = linear_bytes(spec, quant, lin, quantized[lin.kind])
@@ -351,7 +351,7 @@ def count_params(spec: ModelSpec, quant: QuantScheme | None = None) -> ParamBrea
         add(
             "lm_head",
             head,
-            linear_bytes(spec, quant, head_lin, _is_quantized(quant, "lm_head", None, "")),
+            linear_bytes(spec, quant, head_lin, is_quantized(quant, "lm_head", None, "")),
         )
     stored += embed + final_norm + head
 

@@ -353,16 +353,16 @@ def model_work(
         For a TP size the model cannot be split by.
     """
     from cfgexplorer.memory import (
-        _kv_replicated_rows,
-        _linear_rank_bytes,
         kv_dtype_bytes,
+        kv_replicated_rows,
         layer_kv_bytes_per_token,
         layer_state_bytes,
+        linear_rank_bytes,
         padded_vocab,
         tp_rejection,
     )
     from cfgexplorer.params import Linear as Lin
-    from cfgexplorer.params import _is_quantized, layer_params, linear_bytes
+    from cfgexplorer.params import is_quantized, layer_params, linear_bytes
     from cfgexplorer.quant import runtime_fp8
     from cfgexplorer.spec import CHUNKED, FULL, LINEAR, MAMBA, MLA, NONE, SLIDING
 
@@ -382,12 +382,12 @@ def model_work(
     for i, la in enumerate(spec.layers):
         lp, _ = layer_params(spec, i)
         quantized = {
-            k: _is_quantized(quant, k, i, "model.layers") for k in {m.kind for m in lp.linears}
+            k: is_quantized(quant, k, i, "model.layers") for k in {m.kind for m in lp.linears}
         }
         layer_expert_bytes = 0.0
         for lin in lp.linears:
-            lin = _kv_replicated_rows(spec, la, lin, tp)
-            nbytes = _linear_rank_bytes(spec, quant, lin, quantized[lin.kind], tp, 1)
+            lin = kv_replicated_rows(spec, la, lin, tp)
+            nbytes = linear_rank_bytes(spec, quant, lin, quantized[lin.kind], tp, 1)
             per_matrix = lin.rows * lin.cols
             if lin.tp == "replicated":
                 shard = 1
@@ -422,7 +422,7 @@ def model_work(
 
     vocab_rank = padded_vocab(spec.vocab_size) / tp
     head_lin = Lin("lm_head", int(vocab_rank), spec.hidden_size)
-    head_quantized = (not spec.tie_word_embeddings) and _is_quantized(quant, "lm_head", None, "")
+    head_quantized = (not spec.tie_word_embeddings) and is_quantized(quant, "lm_head", None, "")
     lm_head_bytes = linear_bytes(spec, quant, head_lin, head_quantized)
 
     attention = tuple(
