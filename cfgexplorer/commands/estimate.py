@@ -212,7 +212,9 @@ def _render_pretty(result: dict[str, Any]) -> str:
                 )
         groups: dict[str, list[str]] = {}
         for name, reason in result["failed_gpus"].items():
-            groups.setdefault(reason.split(":", 1)[0], []).append(f"{name}: {reason}")
+            # The reason's category is its opening words, up to the first ":" or " (".
+            cut = min((i for i in (reason.find(":"), reason.find(" (")) if i > 0), default=None)
+            groups.setdefault(reason[:cut], []).append(f"{name}: {reason}")
         for head, lines in groups.items():
             console.print(f"\nExcluded — {head}:")
             for line in lines:
