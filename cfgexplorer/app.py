@@ -1,0 +1,217 @@
+"""The Config Explorer dashboard: one template, a page per job, the inputs in the URL.
+
+Serve it with ``cfgexplorer serve`` or ``panel serve cfgexplorer/app.py``. Every
+browser session gets its own page objects (nothing is shared between users).
+The query string names the page and its inputs (``?page=capacity&model=...&tp=2``)
+and is rewritten as inputs change, so a copied link reopens the same plan;
+values that are unknown or invalid are replaced by defaults and listed on the
+page. ``&embed=true`` shows the page alone, without the template, for an
+iframe in another portal.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import panel as pn
+import param
+
+log = logging.getLogger(__name__)
+
+TITLE = "Config Explorer"
+DEFAULT_PAGE = "capacity"
+EXTENSIONS = ("tabulator",)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One entry of the navigation: its URL key, label and how to build its view."""
+
+    key: str
+    label: str
+    build: Callable[[], Any]
+
+
+def _capacity() -> Any:
+    from cfgexplorer.views.capacity import CapacityView
+
+    return CapacityView()
+
+
+def _sweep() -> Any:
+    from cfgexplorer.views.sweep import SweepView
+
+    return SweepView()
+
+
+def _recommend() -> Any:
+    from cfgexplorer.views.recommend import RecommendView
+
+    return RecommendView()
+
+
+def _fleet() -> Any:
+    from cfgexplorer.views.fleet import FleetView
+
+    return FleetView()
+
+
+PAGES: tuple[Page, ...] = (
+    Page("capacity", "Capacity", _capacity),
+    Page("recommend", "Recommend", _recommend),
+    Page("sweep", "Sweep", _sweep),
+    Page("fleet", "Fleet", _fleet),
+)
+PAGE_BY_KEY = {p.key: p for p in PAGES}
+
+
+def configure_panel() -> None:
+    """Panel settings for the app: local resources only, loading spinners, notifications."""
+    pn.extension(*EXTENSIONS, notifications=True, loading_indicator=True, design="bootstrap")
+    pn.config.throttled = True  # sliders recompute when released, not on every pixel
+
+
+def read_query(args: Mapping[str, Any] | None) -> dict[str, str]:
+    """The request's query arguments as plain strings (the last value of each)."""
+    out = {}
+    for key, values in (args or {}).items():
+        value = values[-1] if isinstance(values, list | tuple) and values else values
+        out[key] = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return out
+
+
+class Dashboard(param.Parameterized):
+    """The pages of one session, the current one, and the URL that describes it."""
+
+    page = param.Selector(
+        default=DEFAULT_PAGE, objects=[p.key for p in PAGES], doc="The page on show."
+    )
+    embed = param.Boolean(default=False, doc="Show the page alone, without the template.")
+
+    def __init__(self, query: Mapping[str, str] | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        self._views: dict[str, Any] = {}
+        self._errors: dict[str, str] = {}
+        self._query = dict(query or {})
+        self._startup_notes: list[str] = []
+        wanted = self._query.get("page", DEFAULT_PAGE)
+        if wanted not in PAGE_BY_KEY:
+            self._startup_notes.append(f"unknown page {wanted!r} in the link; showing capacity")
+            wanted = DEFAULT_PAGE
+        self.embed = self._query.get("embed", "").lower() in ("1", "true", "yes")
+        self.page = wanted
+        self.main = pn.Column(sizing_mode="stretch_width")
+        self._loaded = False
+        self._show()
+        self.param.watch(self._show, ["page"])
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.onload(self._on_load)
+
+    def view(self, key: str) -> Any:
+        """The page's view, built on first visit (its inputs read from the link then)."""
+        if key in self._views:
+            return self._views[key]
+        try:
+            view = PAGE_BY_KEY[key].build()
+        except Exception as exc:  # a page that cannot be built must not take the app down
+            log.exception("building page %s failed", key)
+            view = pn.pane.Alert(
+                f"The {PAGE_BY_KEY[key].label} page is not available ({type(exc).__name__}).",
+                alert_type="danger",
+            )
+        state = getattr(view, "state", None)
+        if state is not None:
+            if self._query.get("page", DEFAULT_PAGE) == key:
+                state.apply_query(self._query)
+            for note in self._startup_notes:
+                state.add_note(note)
+            self._startup_notes = []
+            state.param.watch(lambda *_e: self._write_url(), list(state.url_params))
+        self._views[key] = view
+        return view
+
+    def state(self, key: str | None = None) -> Any:
+        """The Param object behind a page (None for a page without one)."""
+        return getattr(self.view(key or self.page), "state", None)
+
+    def query(self) -> dict[str, str]:
+        """The query string of the current page and its inputs."""
+        query = {"page": self.page}
+        state = self.state()
+        if state is not None:
+            query.update(state.to_query())
+        if self.embed:
+            query["embed"] = "true"
+        return query
+
+    def _show(self, *_events: Any) -> None:
+        self.main.objects = [self.view(self.page)]
+        self._write_url()
+
+    def _on_load(self) -> None:
+        """The browser is connected: from now on the URL follows the inputs."""
+        self._loaded = True
+        self._write_url()
+
+    def _write_url(self) -> None:
+        location = pn.state.location
+        if location is None or not self._loaded:
+            return
+        # Only the inputs listed by the page go in the URL: never the Hugging Face token.
+        location.search = "?" + urllib.parse.urlencode(self.query())
+
+
+def create_app(query: Mapping[str, str] | None = None) -> pn.viewable.Viewable:
+    """Build the dashboard for one session (the template, or one page when embedded)."""
+    if query is None:
+        query = read_query(pn.state.session_args)
+    dashboard = Dashboard(query=query)
+    if dashboard.embed:
+        return dashboard.main
+
+    nav = pn.widgets.RadioButtonGroup(
+        options={p.label: p.key for p in PAGES},
+        value=dashboard.page,
+        orientation="vertical",
+        button_type="primary",
+        button_style="outline",
+        sizing_mode="stretch_width",
+        css_classes=["page-nav"],
+    )
+    nav.link(dashboard, value="page")
+    template = pn.template.BootstrapTemplate(
+        title=TITLE,
+        sidebar=[nav, pn.pane.Markdown(_ABOUT, styles={"font-size": "0.85em"})],
+        main=[dashboard.main],
+        sidebar_width=220,
+        header_background="#2F4F6F",
+    )
+    template.dashboard = dashboard  # for tests and embedding code
+    return template
+
+
+_ABOUT = """
+Plan vLLM deployments: memory per GPU (**Capacity**), GPU choice under latency
+goals (**Recommend**), benchmark results (**Sweep**) and many models at once
+(**Fleet**). Offline: the bundled model catalog, GPU catalog and demo sweep.
+Copy the address bar to share the page with its inputs.
+"""
+
+
+def warm_up() -> None:
+    """Import the page modules once per process so the first visitor does not wait for it."""
+    import holoviews as hv
+
+    from cfgexplorer.views import capacity, sweep  # noqa: F401
+
+    hv.extension("bokeh", logo=False)
+
+
+if __name__.startswith("bokeh"):  # run by `panel serve cfgexplorer/app.py`
+    configure_panel()
+    warm_up()
+    create_app().servable(title=TITLE)

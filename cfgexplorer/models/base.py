@@ -1,0 +1,145 @@
+"""What every page's state shares: a message, notes, and a round trip through the URL.
+
+The Param classes in this package hold the state of one dashboard page each.
+They build no widgets; :mod:`cfgexplorer.views` does. A page names the inputs
+that belong in a shareable link (``url_params``); :meth:`PageState.to_query`
+writes them as strings and :meth:`PageState.apply_query` reads them back,
+keeping the default (and saying so in ``notes``) for any value that is
+unknown or out of bounds, so an edited or stale link never breaks a page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import param
+
+log = logging.getLogger(__name__)
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+LIST_SEPARATOR = ","  # how a list input is written in one query value
+
+
+class PageState(param.Parameterized):
+    """Base of the page states: a blocking ``message`` plus non-blocking ``notes``."""
+
+    message = param.String(
+        default="",
+        doc="Why there is no result for the current inputs (one sentence), or empty when fine.",
+    )
+    notes = param.List(
+        default=[],
+        item_type=str,
+        bounds=(0, None),
+        doc="Adjustments made to the inputs (a fallback from the URL, a clamped value).",
+    )
+
+    # Inputs written to (and read from) the page URL, in the order they are applied:
+    # inputs whose choices depend on another come after it.
+    url_params: ClassVar[tuple[str, ...]] = ()
+
+    def to_query(self) -> dict[str, str]:
+        """The URL inputs as query-string values (lists joined with commas)."""
+        query = {}
+        for name in self.url_params:
+            query[name] = _to_text(getattr(self, name))
+        return query
+
+    def apply_query(self, query: Mapping[str, Any]) -> list[str]:
+        """Set inputs from query-string values; keep the current value for bad ones.
+
+        Returns the notes added (also appended to ``notes``), one per ignored value.
+        Unknown keys are ignored silently: they may belong to another page.
+        """
+        added = []
+        for name in self.url_params:
+            if name not in query:
+                continue
+            raw = query[name]
+            if isinstance(raw, list | tuple):
+                raw = raw[-1] if raw else ""
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            try:
+                value = self.parse_query_value(name, text)
+                self.param.update({name: value})
+            except (ValueError, TypeError) as exc:
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                note = (
+                    f"ignored {name}={shown!r} from the link ({_short(exc)}); "
+                    f"using {_to_text(getattr(self, name))!r}"
+                )
+                log.info("query value for %s ignored: %s", name, _short(exc))
+                added.append(note)
+        if added:
+            self.notes = [*self.notes, *added]
+        return added
+
+    def parse_query_value(self, name: str, text: str) -> Any:
+        """Turn one query string into a value of the Parameter ``name`` (raises ValueError)."""
+        p = self.param[name]
+        if isinstance(p, param.Boolean):
+            low = text.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(p, param.ListSelector):
+            items = [t.strip() for t in text.split(LIST_SEPARATOR) if t.strip()]
+            unknown = [i for i in items if i not in p.objects]
+            if unknown:
+                raise ValueError(f"unknown choice {unknown[0]!r}")
+            return items
+        if isinstance(p, param.List):
+            return [t.strip() for t in text.split(LIST_SEPARATOR) if t.strip()]
+        if isinstance(p, param.Selector):
+            for obj in p.objects:
+                if _to_text(obj) == text:
+                    return obj
+            if not p.check_on_set and text:
+                return text
+            raise ValueError("not one of the choices")
+        if isinstance(p, param.Integer):
+            return int(text)
+        if isinstance(p, param.Number):
+            return float(text)
+        if isinstance(p, param.String):
+            return text
+        raise TypeError(f"{name} cannot be set from a link")
+
+    def add_note(self, note: str) -> None:
+        """Record a non-blocking adjustment for the page to show."""
+        if note not in self.notes:
+            self.notes = [*self.notes, note]
+
+    def clear_notes(self) -> None:
+        """Forget the adjustments shown so far (the user dismissed them)."""
+        self.notes = []
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return LIST_SEPARATOR.join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an exception message, trimmed for a note."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def input_names(obj: param.Parameterized) -> list[str]:
+    """Names of the Parameters a user sets (precedence >= 0), without ``name``."""
+    return [
+        n
+        for n, p in obj.param.objects("existing").items()
+        if n != "name" and (p.precedence is None or p.precedence >= 0) and not p.constant
+    ]

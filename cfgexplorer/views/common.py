@@ -1,0 +1,116 @@
+"""Pieces every page uses: alerts for messages and notes, downloads, and table export."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+
+log = logging.getLogger(__name__)
+
+CONTROL_WIDTH = 300  # px; the input column of every page
+
+
+def message_alert(state: param.Parameterized) -> pn.pane.Alert:
+    """A red alert showing ``state.message``; hidden while it is empty."""
+    alert = pn.pane.Alert(
+        state.message, alert_type="danger", visible=bool(state.message), css_classes=["message"]
+    )
+
+    def update(event: Any) -> None:
+        alert.param.update(object=event.new, visible=bool(event.new))
+
+    state.param.watch(update, ["message"])
+    return alert
+
+
+def notes_alert(state: param.Parameterized) -> pn.Column:
+    """A yellow alert listing ``state.notes`` (inputs that were adjusted) with a dismiss button."""
+    alert = pn.pane.Alert(alert_type="warning", css_classes=["notes"], margin=(5, 5, 0, 5))
+    dismiss = pn.widgets.Button(name="Dismiss", button_type="light", width=90)
+    box = pn.Column(alert, dismiss, visible=False)
+
+    def update(*_events: Any) -> None:
+        notes = state.notes
+        alert.object = "\n".join(f"- {n}" for n in notes)
+        box.visible = bool(notes)
+
+    dismiss.on_click(lambda _event: state.clear_notes())
+    state.param.watch(update, ["notes"])
+    update()
+    return box
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts: NaN becomes null and infinities the strings 'inf'/'-inf'."""
+
+    def clean(value: Any) -> Any:
+        if hasattr(value, "item") and not isinstance(value, str):
+            value = value.item()
+        if isinstance(value, float):
+            if math.isnan(value):
+                return None
+            if math.isinf(value):
+                return "inf" if value > 0 else "-inf"
+        elif value is pd.NA or value is pd.NaT:
+            return None
+        return value
+
+    return [
+        {k: clean(v) for k, v in zip(frame.columns, row, strict=True)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+
+
+def csv_download(get_frame: Callable[[], pd.DataFrame | None], filename: str, label: str):
+    """A button that downloads the current table as CSV (built when clicked)."""
+
+    def callback() -> io.StringIO:
+        frame = get_frame()
+        buffer = io.StringIO()
+        (frame if frame is not None else pd.DataFrame()).to_csv(buffer, index=False)
+        buffer.seek(0)
+        return buffer
+
+    return pn.widgets.FileDownload(
+        callback=callback, filename=filename, label=label, button_type="default", width=180
+    )
+
+
+def json_download(get_text: Callable[[], str], filename: str, label: str):
+    """A button that downloads text (JSON) built when clicked."""
+
+    def callback() -> io.StringIO:
+        return io.StringIO(get_text())
+
+    return pn.widgets.FileDownload(
+        callback=callback, filename=filename, label=label, button_type="default", width=180
+    )
+
+
+def table_json(frame: pd.DataFrame | None) -> str:
+    """A table as a JSON list of row objects."""
+    if frame is None:
+        return "[]"
+    return json.dumps(frame_records(frame), indent=1, default=str)
+
+
+def guarded(fn: Callable[..., Any], alert_target: param.Parameterized) -> Callable[..., Any]:
+    """Wrap a widget callback so an unexpected error becomes a message, never a traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            log.exception("callback %s failed", getattr(fn, "__name__", "?"))
+            alert_target.message = f"that did not work ({type(exc).__name__}); try other inputs"
+            return None
+
+    return wrapper

@@ -1,0 +1,132 @@
+"""HoloViews elements drawn from the derived state; reshaping only, no arithmetic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import holoviews as hv
+import pandas as pd
+
+TERMS = ["weights", "activation", "non_torch", "kv_pool", "unused"]
+TERM_LABELS = {
+    "weights": "weights",
+    "activation": "activation peak",
+    "non_torch": "non-torch",
+    "kv_pool": "KV cache pool",
+    "unused": "unused (1 - utilization)",
+}
+TERM_COLORS = {
+    "weights": "#4C72B0",
+    "activation": "#DD8452",
+    "non_torch": "#8172B3",
+    "kv_pool": "#55A868",
+    "unused": "#CCCCCC",
+}
+
+
+def budget_bars(segments: pd.DataFrame) -> hv.Rectangles:
+    """Horizontal stacked bars of the memory terms: per GPU, then per PP stage."""
+    frame = segments.assign(
+        y0=segments["bar"] - 0.35,
+        y1=segments["bar"] + 0.35,
+        name=[TERM_LABELS.get(t, t) for t in segments["term"]],
+    )
+    ticks = list(dict.fromkeys(zip(segments["bar"], segments["label"], strict=True)))
+    rects = hv.Rectangles(frame, ["start", "y0", "end", "y1"], ["name", "gib", "label", "term"])
+    return rects.opts(
+        color="term",
+        cmap=TERM_COLORS,
+        line_color="white",
+        tools=["hover"],
+        hover_tooltips=[("", "@label"), ("term", "@name"), ("GiB", "@gib{0.00}")],
+        yticks=ticks or [(0, "per GPU")],
+        invert_yaxis=True,
+        height=130 + 40 * len(ticks),
+        responsive=True,
+        title="Per-GPU memory (GiB)",
+        show_legend=True,
+        legend_position="right",
+        xlabel="GiB",
+        ylabel="",
+        default_tools=["save"],
+        toolbar="above",
+        framewise=True,
+    )
+
+
+def concurrency_curve(curve: pd.DataFrame | None) -> hv.Curve:
+    """Max concurrency against max_model_len (the plan's own length is one of the points)."""
+    frame = (
+        curve
+        if curve is not None
+        else pd.DataFrame(columns=["max_model_len", "max_concurrency", "kv_tokens"])
+    )
+    return hv.Curve(frame, "max_model_len", ["max_concurrency", "kv_tokens"]).opts(
+        logx=True,
+        line_width=2,
+        color="#55A868",
+        tools=["hover"],
+        height=260,
+        responsive=True,
+        title="Max concurrency vs max_model_len",
+        xlabel="max_model_len (tokens)",
+        ylabel="requests of that length",
+        default_tools=["save"],
+        toolbar="above",
+        framewise=True,
+    )
+
+
+def pareto_plot(
+    filtered: pd.DataFrame,
+    front: pd.DataFrame,
+    x: str,
+    y: str,
+    by: list[str],
+    hover_columns: list[str],
+) -> hv.Overlay:
+    """All runs that meet the SLOs (grey) and the Pareto front (coloured, joined by a line)."""
+    vdims = [y, *[c for c in hover_columns if c not in (x, y)]]
+    base = filtered.copy()
+    base["group"] = _group_labels(base, by)
+    on_front = front.copy()
+    on_front["group"] = _group_labels(on_front, by)
+    hover = [(c, f"@{{{c}}}") for c in [x, *vdims]]
+    runs = hv.Scatter(base, x, [*vdims, "group"], label="runs").opts(
+        color="#BBBBBB", size=8, tools=["hover", "tap"], hover_tooltips=hover
+    )
+    fronts: list[Any] = []
+    for group, part in on_front.groupby("group", sort=True):
+        part = part.sort_values(x)
+        label = f"front {group}" if group else "Pareto front"
+        fronts.append(hv.Curve(part, x, [*vdims, "group"], label=label).opts(line_width=2))
+        fronts.append(
+            hv.Scatter(part, x, [*vdims, "group"], label=label).opts(
+                size=11, tools=["hover", "tap"], hover_tooltips=hover
+            )
+        )
+    overlay = hv.Overlay([runs, *fronts])
+    return overlay.opts(
+        height=420,
+        responsive=True,
+        title=f"{y} vs {x}",
+        legend_position="right",
+        default_tools=["save", "pan", "wheel_zoom", "box_zoom", "reset"],
+        toolbar="above",
+        hooks=[_open_link_on_tap],
+    )
+
+
+def _group_labels(frame: pd.DataFrame, by: list[str]) -> pd.Series:
+    if not by or frame.empty:
+        return pd.Series([""] * len(frame), index=frame.index, dtype=object)
+    parts = frame[by].astype(str)
+    return parts.apply(lambda row: ", ".join(f"{k}={v}" for k, v in row.items()), axis=1)
+
+
+def _open_link_on_tap(plot: Any, _element: Any) -> None:
+    """Clicking a run opens its result file (when the server exposes the sweep root)."""
+    from bokeh.models import OpenURL, TapTool
+
+    for tool in plot.state.select(type=TapTool):
+        tool.callback = OpenURL(url="@{Link}")
