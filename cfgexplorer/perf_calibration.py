@@ -100,6 +100,7 @@ def request_for(row: PerfRow, engine: str = "trtllm") -> EstimateRequest:
         kv_cache_dtype=kv,
         engine=engine,
         batching="static" if row.static else "continuous",
+        arrivals="synchronized",  # NIM's GenAI-Perf and gptSessionBenchmark: lockstep clients
         kv_max_concurrency=float("inf"),  # measured rows ran; capacity is not in question
     )
 

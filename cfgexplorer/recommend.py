@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from cfgexplorer.errors import InvalidDeploymentError, UserError
 from cfgexplorer.roofline import (
+    ARRIVALS,
+    DEFAULT_ARRIVALS,
     DEFAULT_ENGINE,
     LATENCY_METRICS,
     AnalyticalEstimator,
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 # Per-replica concurrency levels tried below the KV limit (the limit itself is added).
 CONCURRENCY_LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 DEFAULT_MAX_GPUS = 8
+# Replica counts tried above the first guess when sizing for a request rate (each adds one
+# replica; the guess from the best SLO-meeting point is rarely more than one short).
+SIZING_EXTRA_REPLICAS = 8  # replicas
 
 SLO_NOTE = (
     "latency SLOs (TTFT, ITL, E2E) are checked against the upper edge of each estimate's "
@@ -54,8 +59,11 @@ class RecommendRequest:
     """What to search: the model, the workload, the limits, the SLOs and the costs.
 
     ``concurrency`` lists total concurrencies per deployment (split evenly over
-    its replicas); None uses the ladder up to the KV limit. SLOs are None when
-    not set. ``custom_costs`` maps GPU names to a cost per GPU-hour.
+    its replicas); None uses the ladder up to the KV limit. ``request_rate``
+    instead loads every deployment with that many requests per second (split
+    evenly over its replicas; random arrivals only). ``arrivals`` is
+    ``random`` or ``synchronized`` (see :mod:`cfgexplorer.roofline`). SLOs are
+    None when not set. ``custom_costs`` maps GPU names to a cost per GPU-hour.
     """
 
     model: str
@@ -78,6 +86,8 @@ class RecommendRequest:
     engine_profile: str | None = None
     include_points: bool = False
     spec: ModelSpec | None = None
+    arrivals: str = DEFAULT_ARRIVALS
+    request_rate: float | None = None  # requests/s per deployment
 
     def slos(self) -> dict[str, float]:
         """The SLOs that are set, keyed like the estimate's metrics."""
@@ -108,6 +118,8 @@ class RecommendRequest:
             "kv_cache_dtype": self.kv_cache_dtype,
             "engine": get_engine(self.engine).name,
             "engine_profile": self.engine_profile,
+            "arrivals": self.arrivals,
+            "request_rate": self.request_rate,
         }
 
 
@@ -151,6 +163,7 @@ class Point:
             "output_tok_s_per_gpu": round(self.output_tok_s / self.num_gpus, 2),
             "request_rate_per_s": round(self.request_rate_per_s, 4),
             "feasible": e.feasible,
+            "saturated": e.saturated,
             "meets_slo": self.meets_slo,
             "bound": e.bound,
             "ttft_ms_upper": round(e.upper("ttft_ms"), 3),
@@ -304,7 +317,7 @@ class Recommendation:
     def to_dict(self) -> dict[str, Any]:
         from cfgexplorer.gpus import COST_DISCLAIMER, COST_LABEL
 
-        prov = provenance(self.request.engine)
+        prov = provenance(self.request.engine, self.request.arrivals)
         return {
             "input_parameters": self.request.to_dict(),
             "estimated_best_performance": self.best(),
@@ -373,6 +386,22 @@ def validate_request(req: RecommendRequest) -> None:
             raise InvalidDeploymentError(f"concurrency levels must be whole numbers >= 1, got {c}")
     if req.tp is not None and (not isinstance(req.tp, int) or req.tp < 1):
         raise InvalidDeploymentError(f"--tp must be a whole number >= 1, got {req.tp}")
+    if req.arrivals not in ARRIVALS:
+        raise InvalidDeploymentError(
+            f"--arrivals must be {' or '.join(ARRIVALS)}, got {req.arrivals!r}"
+        )
+    if req.request_rate is not None:
+        if not req.request_rate > 0 or not math.isfinite(req.request_rate):
+            raise InvalidDeploymentError(
+                f"--request-rate must be more than 0, got {req.request_rate:g}"
+            )
+        if req.concurrency:
+            raise InvalidDeploymentError("give --request-rate or --concurrency, not both")
+    if req.arrivals == "synchronized" and (req.request_rate or req.target_rps):
+        raise InvalidDeploymentError(
+            "synchronized clients are counted, not timed: use --concurrency or "
+            "--target-concurrency with --arrivals synchronized, or --arrivals random"
+        )
     get_engine(req.engine)
 
 
@@ -485,6 +514,7 @@ def _search_gpu(
     points: list[Point] = []
     memory: dict[str, Any] = {}
     per_tp_estimates: dict[int, list[Estimate]] = {}
+    bases: dict[int, EstimateRequest] = {}
     for tp in valid:
         base = EstimateRequest(
             spec=spec,
@@ -496,6 +526,7 @@ def _search_gpu(
             kv_cache_dtype=req.kv_cache_dtype,
             engine=req.engine,
             engine_profile=req.engine_profile,
+            arrivals=req.arrivals,
         )
         kv_limit, why = est.kv_limit(base)
         if why or not kv_limit or kv_limit < 1:
@@ -515,11 +546,23 @@ def _search_gpu(
                 "kv_tokens": p.kv_tokens,
                 "max_concurrency": round(p.max_concurrency, 2),
             }
+        base = _with(base, kv_max_concurrency=kv_limit, max_num_seqs=max_seqs)
+        bases[tp] = base
+        if req.request_rate is not None:
+            # Open loop: every deployment carries the rate, split over its replicas.
+            estimates = []
+            for n in counts:
+                if n % tp:
+                    continue
+                replicas = n // tp
+                e = est.estimate(_with(base, request_rate=req.request_rate / replicas))
+                estimates.append(e)
+                violations = check_slos(e, slos)
+                points.append(Point(e, n, replicas, e.feasible and not violations, violations))
+            per_tp_estimates[tp] = estimates
+            continue
         levels = _levels(req, tp, counts, kv_limit)
-        estimates = []
-        for c in levels:
-            request = _with(base, concurrency=c, kv_max_concurrency=kv_limit, max_num_seqs=max_seqs)
-            estimates.append(est.estimate(request))
+        estimates = [est.estimate(_with(base, concurrency=c)) for c in levels]
         per_tp_estimates[tp] = estimates
         for n in counts:
             if n % tp:
@@ -539,7 +582,9 @@ def _search_gpu(
         )
 
     singles = [p for p in points if p.replicas == 1 and p.estimate.concurrency == 1]
-    if not singles:  # --concurrency without 1: take the lowest level of each TP
+    if req.request_rate is not None:  # one load for all: the best latency is any point's
+        singles = points
+    elif not singles:  # --concurrency without 1: take the lowest level of each TP
         singles = [
             Point(es[0], tp, 1, not check_slos(es[0], slos), check_slos(es[0], slos))
             for tp, es in per_tp_estimates.items()
@@ -548,15 +593,23 @@ def _search_gpu(
     if not ok:
         fastest = min(singles, key=lambda p: p.estimate.e2e_s)
         detail = "; ".join(check_slos(fastest.estimate, slos)) or "no feasible point"
+        where = (
+            f"at {req.request_rate:g} req/s"
+            if req.request_rate is not None
+            else "even at concurrency 1"
+        )
         return (
-            f"SLO unmeetable even at concurrency 1 (best: {fastest.num_gpus} GPU(s), "
-            f"tp={fastest.tp}): {detail}"
+            f"SLO unmeetable {where} (best: {fastest.num_gpus} GPU(s), tp={fastest.tp}): {detail}"
         )
     ok_singles = [p for p in singles if p.meets_slo] or singles
     best_latency = min(ok_singles, key=lambda p: (p.estimate.e2e_s, p.num_gpus))
-    best_tp = max(ok, key=lambda p: (p.output_tok_s, -p.num_gpus, -p.tp))
+    # Rounded: open-loop points at one rate tie on throughput up to the solver's precision.
+    best_tp = max(ok, key=lambda p: (round(p.output_tok_s, 6), -p.num_gpus, -p.tp))
     cheapest = min(ok, key=lambda p: (p.num_gpus, -p.output_tok_s))
-    sizing = _sizing(req, ok)
+    if req.target_rps is not None and req.arrivals == "random":
+        sizing = _sizing_at_rate(req, bases, ok, est, slos)
+    else:
+        sizing = _sizing(req, ok)
     return best_latency, best_tp, cheapest, points, memory, rejected, sizing
 
 
@@ -582,6 +635,55 @@ def _with(base: EstimateRequest, **changes: Any) -> EstimateRequest:
     from dataclasses import replace
 
     return replace(base, **changes)
+
+
+def _sizing_at_rate(
+    req: RecommendRequest,
+    bases: Mapping[int, EstimateRequest],
+    ok: list[Point],
+    est: Estimator,
+    slos: Mapping[str, float],
+) -> dict[str, Any] | None:
+    """Replicas and GPUs that carry ``target_rps`` of random traffic within the SLOs.
+
+    Each replica gets ``target_rps / replicas`` requests per second and its
+    concurrency follows from Little's law; the first guess comes from the
+    highest request rate an SLO-meeting point sustains, then replicas are added
+    until the open-loop estimate meets every SLO.
+    """
+    target = float(req.target_rps or 0.0)
+    best: dict[str, Any] | None = None
+    for tp, base in bases.items():
+        rates = [p.estimate.request_rate_per_s for p in ok if p.tp == tp and p.replicas == 1]
+        if not rates:
+            continue
+        first = max(1, math.ceil(target / max(rates) - 1e-9))
+        for replicas in range(first, first + SIZING_EXTRA_REPLICAS + 1):
+            e = est.estimate(_with(base, request_rate=target / replicas))
+            if e.feasible and not check_slos(e, slos):
+                break
+        else:
+            continue
+        gpus = replicas * tp
+        candidate = {
+            "target_rps": req.target_rps,
+            "target_concurrency": None,
+            "arrivals": "random",
+            "tp": tp,
+            "replicas": replicas,
+            "num_gpus": gpus,
+            "request_rate_per_replica": round(target / replicas, 4),
+            "concurrency_per_replica": round(e.concurrency, 3),
+            "ttft_ms": round(e.ttft_ms, 3),
+            "itl_ms": round(e.itl_ms, 3),
+            "e2e_s": round(e.e2e_s, 4),
+            "prefill_utilization": round(e.prefill_utilization, 3),
+            "output_tok_s": round(e.output_tok_s * replicas, 2),
+            "within_max_gpus": gpus <= req.max_gpus,
+        }
+        if best is None or (gpus, tp) < (best["num_gpus"], best["tp"]):
+            best = candidate
+    return best
 
 
 def _sizing(req: RecommendRequest, ok: list[Point]) -> dict[str, Any] | None:

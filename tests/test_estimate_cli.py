@@ -47,11 +47,32 @@ def test_concurrency_list_reports_those_points(capsys):
     assert {p["tp"] for p in points} == {1}
 
 
+def test_request_rate_loads_every_deployment_and_names_the_arrival_model(capsys):
+    status, out, _ = _run(capsys, "--request-rate", "4", "--tp", "1", "--gpu-list", "H100")
+    assert status == 0
+    d = json.loads(out)
+    assert d["input_parameters"]["arrivals"] == "random"
+    assert d["provenance"]["arrivals"].startswith("random")
+    points = d["gpu_results"]["H100-SXM-80GB"]["points"]
+    for p in points:
+        if p["feasible"]:
+            assert p["request_rate_per_s"] == pytest.approx(4.0, rel=1e-4)
+
+
+def test_synchronized_arrivals_are_reported(capsys):
+    status, out, _ = _run(capsys, "--arrivals", "synchronized", "--engine", "trtllm")
+    assert status == 0
+    d = json.loads(out)
+    assert d["input_parameters"]["arrivals"] == "synchronized"
+    assert d["provenance"]["arrivals"].startswith("synchronized")
+
+
 def test_pretty_prints_the_table(capsys):
     status, out, _ = _run(capsys, "--pretty")
     assert status == 0
     assert "H100-SXM-80GB" in out
     assert "upper edge" in out
+    assert "arrivals random" in out
 
 
 @pytest.mark.parametrize(
@@ -65,6 +86,8 @@ def test_pretty_prints_the_table(capsys):
         (["--output-len", "0"], "output length must be"),
         (["--max-ttft", "-1"], "must be more than 0"),
         (["--concurrency", "1,a"], "not a list of whole numbers"),
+        (["--arrivals", "synchronized", "--request-rate", "3"], "synchronized clients"),
+        (["--request-rate", "0"], "--request-rate must be more than 0"),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_2(capsys, args, fragment):

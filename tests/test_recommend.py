@@ -84,6 +84,29 @@ def test_target_rps_sizing_carries_the_load(spec):
     assert rec.best()["lowest_cost"]["metric"] == "cost_per_hour_at_target"
 
 
+def test_target_rps_sizes_random_traffic_with_the_open_loop_model(spec):
+    from cfgexplorer.gpus import get_gpu
+    from cfgexplorer.roofline import AnalyticalEstimator, EstimateRequest
+
+    rec = recommend(_req(spec, gpu_list=("H100",), target_rps=12.0, max_ttft_ms=400.0))
+    (r,) = rec.results
+    s = r.sizing
+    assert s["arrivals"] == "random"
+    assert s["request_rate_per_replica"] * s["replicas"] == pytest.approx(12.0, rel=1e-3)
+    e = AnalyticalEstimator().estimate(
+        EstimateRequest(
+            spec=spec,
+            gpu=get_gpu("H100"),
+            input_len=1000,
+            output_len=200,
+            tp=s["tp"],
+            request_rate=12.0 / s["replicas"],
+        )
+    )
+    assert e.upper("ttft_ms") <= 400.0
+    assert e.concurrency == pytest.approx(s["concurrency_per_replica"], rel=1e-3)
+
+
 def test_result_dict_has_the_documented_keys(spec):
     d = recommend(_req(spec, include_points=True)).to_dict()
     assert set(d) >= {

@@ -84,7 +84,9 @@ def test_vllm_factor_scales_static_steps_of_trtllm(llama3, estimator):
 def test_every_engine_factor_and_efficiency_states_a_source():
     for factor in rl.ENGINES.values():
         assert factor.source
-        assert factor.decode_time >= 1.0
+        # Measured vLLM decodes a little faster than the TensorRT-LLM 0.9 calibration.
+        assert 0.8 <= factor.decode_time <= 1.3
+        assert 0.8 <= factor.prefill_time <= 1.3
     for eff in rl.EFFICIENCY.values():
         assert eff.source
         assert 0 < eff.bandwidth < 1
@@ -154,18 +156,27 @@ def test_ttft_does_not_fall_as_input_grows(llama3, estimator, isl, extra, c):
 @pytest.mark.parametrize(
     ("fast", "slow"), [("H200", "H100"), ("H100", "A100-80GB"), ("B200", "H100")]
 )
-@pytest.mark.parametrize("concurrency", [1, 16, 128])
-def test_faster_gpu_is_never_slower(llama3, estimator, fast, slow, concurrency):
+@pytest.mark.parametrize(
+    "load",
+    [
+        {"concurrency": 1, "arrivals": "synchronized"},
+        {"concurrency": 16, "arrivals": "synchronized"},
+        {"concurrency": 128, "arrivals": "synchronized"},
+        # Random traffic is the same load at the same rate: at a fixed concurrency a faster GPU
+        # completes more requests per second, so more prompts collide.
+        {"request_rate": 0.2},
+        {"request_rate": 1.0},
+    ],
+)
+def test_faster_gpu_is_never_slower(llama3, estimator, fast, slow, load):
     for isl in (128, 2000, 8000):
-        f = estimator.estimate(
-            _request(llama3, fast, input_len=isl, output_len=200, concurrency=concurrency)
-        )
-        s = estimator.estimate(
-            _request(llama3, slow, input_len=isl, output_len=200, concurrency=concurrency)
-        )
+        f = estimator.estimate(_request(llama3, fast, input_len=isl, output_len=200, **load))
+        s = estimator.estimate(_request(llama3, slow, input_len=isl, output_len=200, **load))
+        assert not s.saturated
         assert f.ttft_ms <= s.ttft_ms
         assert f.itl_ms <= s.itl_ms
-        assert f.output_tok_s >= s.output_tok_s
+        # At a given rate both carry rate x OSL; the solve is exact to ~1e-9.
+        assert f.output_tok_s >= s.output_tok_s * (1 - 1e-6)
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ JSON keys: ``input_parameters``, ``estimated_best_performance`` (``highest_throu
 ``lowest_ttft``, ``lowest_itl``, ``lowest_e2e_latency``, ``lowest_cost``,
 ``lowest_cost_per_million_tokens``), ``gpu_results`` (per GPU: ``num_gpus``, ``tp``,
 ``best_latency``, ``best_output_throughput``, ``cost``, ``memory``, ``sizing`` with a
-target, and ``points`` with ``--verbose`` or ``--concurrency``), ``failed_gpus``
-(name -> reason), ``slo_basis``, ``costs``, ``provenance``, ``notes``.
+target, and ``points`` with ``--verbose``, ``--concurrency`` or ``--request-rate``),
+``failed_gpus`` (name -> reason), ``slo_basis``, ``costs``, ``provenance`` (with the
+``arrivals`` model used), ``notes``.
 """
 
 from __future__ import annotations
@@ -59,8 +60,24 @@ def register(subparsers: Any) -> None:
         "--target-concurrency", type=int, metavar="N", help="concurrent requests to serve"
     )
     parser.add_argument("--tp", type=int, metavar="N", help="only this tensor-parallel size")
-    parser.add_argument(
+    load = parser.add_mutually_exclusive_group()
+    load.add_argument(
         "--concurrency", metavar="1,8,32", help="total concurrencies per deployment to report"
+    )
+    load.add_argument(
+        "--request-rate",
+        type=float,
+        metavar="R",
+        help="requests per second per deployment (open loop; concurrency = rate x E2E)",
+    )
+    parser.add_argument(
+        "--arrivals",
+        default="random",
+        choices=["random", "synchronized"],
+        help=(
+            "random: Poisson-like traffic (default); synchronized: fixed-length closed-loop "
+            "clients in lockstep, as the calibration benchmarks ran"
+        ),
     )
     parser.add_argument("--quantization", choices=["fp8"], help="vLLM runtime quantization")
     parser.add_argument(
@@ -135,7 +152,9 @@ def build_request(args: argparse.Namespace) -> Any:
         kv_cache_dtype=args.kv_cache_dtype,
         engine=args.engine,
         engine_profile=args.engine_profile,
-        include_points=bool(args.verbose),
+        include_points=bool(args.verbose) or args.request_rate is not None,
+        arrivals=args.arrivals,
+        request_rate=args.request_rate,
     )
 
 
@@ -159,7 +178,8 @@ def _render_pretty(result: dict[str, Any]) -> str:
     table = Table(
         title=(
             f"{params['model']}  ISL {params['input_len']}  OSL {params['output_len']}  "
-            f"engine {params['engine']}"
+            f"engine {params['engine']}  arrivals {params['arrivals']}"
+            + (f"  {params['request_rate']:g} req/s" if params["request_rate"] else "")
         ),
         header_style="bold",
     )
@@ -224,6 +244,6 @@ def _render_pretty(result: dict[str, Any]) -> str:
         prov = result["provenance"]
         console.print(
             f"Provenance: {prov['kind']} by {prov['model']} {prov['model_version']}, "
-            f"engine {prov['engine']}; band: {prov['error_band']}"
+            f"engine {prov['engine']}; arrivals {prov['arrivals']}; band: {prov['error_band']}"
         )
     return capture.get()
