@@ -206,7 +206,7 @@ def warm_up() -> None:
     """Import the page modules once per process so the first visitor does not wait for it."""
     import holoviews as hv
 
-    from cfgexplorer.views import capacity, sweep  # noqa: F401
+    from cfgexplorer.views import capacity, fleet, recommend, sweep  # noqa: F401
 
     hv.extension("bokeh", logo=False)
 

@@ -6,6 +6,14 @@ and is shown by the matching page in :mod:`cfgexplorer.views`.
 
 from cfgexplorer.models.base import PageState
 from cfgexplorer.models.capacity import CapacityPlanner
+from cfgexplorer.models.fleet import FleetPlanner
+from cfgexplorer.models.recommend import GPURecommender
 from cfgexplorer.models.sweep import SweepExplorer
 
-__all__ = ["CapacityPlanner", "PageState", "SweepExplorer"]
+__all__ = [
+    "CapacityPlanner",
+    "FleetPlanner",
+    "GPURecommender",
+    "PageState",
+    "SweepExplorer",
+]

@@ -130,3 +130,108 @@ def _open_link_on_tap(plot: Any, _element: Any) -> None:
 
     for tool in plot.state.select(type=TapTool):
         tool.callback = OpenURL(url="@{Link}")
+
+
+FREE_SLOT = "(free)"  # the model name of an empty GPU slot in the layout frame
+TOP_GPUS = 6  # curves drawn for the best-ranked GPU types; more would be unreadable
+
+
+def throughput_vs_latency(curves: pd.DataFrame, gpus: list[str], itl_slo: float | None) -> Any:
+    """Output throughput per GPU against ITL for each GPU's best deployment, with error bands."""
+    elements: list[Any] = []
+    for gpu in gpus:
+        part = curves[curves["gpu"] == gpu]
+        if part.empty:
+            continue
+        elements.append(
+            hv.Segments(
+                part,
+                ["itl_ms_lower", "output_tok_s_per_gpu", "itl_ms_upper", "output_tok_s_per_gpu"],
+            ).opts(alpha=0.35, line_width=6)
+        )
+        elements.append(
+            hv.Curve(
+                part, "itl_ms", ["output_tok_s_per_gpu", "concurrency", "tp", "num_gpus"], label=gpu
+            ).opts(tools=["hover"], line_width=2)
+        )
+    if itl_slo:
+        elements.append(hv.VLine(itl_slo).opts(color="red", line_dash="dashed"))
+    if not elements:
+        elements.append(hv.Curve([], "itl_ms", "output_tok_s_per_gpu"))
+    return hv.Overlay(elements).opts(
+        height=340,
+        responsive=True,
+        title="Throughput vs ITL (bands: estimate error band; dashed: ITL SLO)",
+        xlabel="ITL (ms)",
+        ylabel="output tok/s per GPU",
+        legend_position="right",
+        default_tools=["save", "pan", "wheel_zoom", "reset"],
+        toolbar="above",
+    )
+
+
+def throughput_vs_concurrency(curves: pd.DataFrame, gpus: list[str]) -> Any:
+    """Output throughput of each GPU's best deployment against total concurrency."""
+    elements = [
+        hv.Curve(
+            curves[curves["gpu"] == gpu],
+            "concurrency",
+            ["output_tok_s", "itl_ms", "ttft_ms", "meets_slo"],
+            label=gpu,
+        ).opts(tools=["hover"], line_width=2, logx=True)
+        for gpu in gpus
+    ] or [hv.Curve([], "concurrency", "output_tok_s")]
+    return hv.Overlay(elements).opts(
+        height=340,
+        responsive=True,
+        title="Throughput vs concurrency",
+        xlabel="concurrent requests",
+        ylabel="output tok/s",
+        legend_position="right",
+        default_tools=["save", "pan", "wheel_zoom", "reset"],
+        toolbar="above",
+    )
+
+
+def cost_bars(ranked: pd.DataFrame) -> hv.Bars:
+    """Cost per million output tokens of each GPU's best deployment."""
+    frame = ranked.dropna(subset=["cost_per_million_output_tokens"])
+    return hv.Bars(
+        frame, "gpu", ["cost_per_million_output_tokens", "cost_per_hour", "cost_source"]
+    ).opts(
+        tools=["hover"],
+        height=300,
+        responsive=True,
+        xrotation=45,
+        color="#4C72B0",
+        title="Cost per million output tokens (reference or your costs)",
+        ylabel="cost / 1M output tokens",
+        default_tools=["save"],
+        toolbar="above",
+    )
+
+
+def server_layout(layout: pd.DataFrame) -> hv.Rectangles:
+    """One row of GPU slots per server, each slot coloured by the model placed in it."""
+    servers = list(dict.fromkeys(zip(layout["y0"], layout["server"], strict=True)))
+    from bokeh.palettes import Category10_10 as palette
+
+    names = [m for m in dict.fromkeys(layout["model"]) if m != FREE_SLOT]
+    colors = {m: palette[i % len(palette)] for i, m in enumerate(names)}
+    colors[FREE_SLOT] = "#E5E5E5"
+    return hv.Rectangles(layout, ["x0", "y0", "x1", "y1"], ["model", "server"]).opts(
+        color="model",
+        cmap=colors,
+        line_color="white",
+        tools=["hover"],
+        yticks=[(y + 0.35, name) for y, name in servers],
+        invert_yaxis=True,
+        xaxis=None,
+        height=max(160, 60 + 45 * len(servers)),
+        responsive=True,
+        legend_position="right",
+        title="Server layout (one row per server, one block per GPU)",
+        ylabel="",
+        default_tools=["save"],
+        toolbar="above",
+    )

@@ -1,0 +1,111 @@
+"""The dashboard in headless Chromium: every page, a TP change, an upload, a shared link."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from cfgexplorer import gpus, load_model, memory
+
+pytestmark = pytest.mark.browser
+
+SAMPLE = (
+    Path(__file__).resolve().parents[1]
+    / "benchmarks"
+    / "samples"
+    / "llm-d-benchmark-examples"
+    / "br_v0_2_example.yaml"
+)
+FIRST_RENDER_TARGET_S = 3.0  # issue 7: first page render after the server is up
+# Shared CI runners are noisy: fail only at twice the target (benchmarks/ prints the figure).
+FIRST_RENDER_LIMIT_S = 2 * FIRST_RENDER_TARGET_S
+TIMEOUT_MS = 30_000
+
+
+def kv_tokens(pg) -> int:
+    """The 'GPU KV cache size: N tokens' figure shown on the capacity page."""
+    text = "\n".join(pg.locator(".kv-summary tr").all_inner_texts())
+    match = re.search(r"GPU KV cache size\s+([\d,]+) tokens", text)
+    assert match, text
+    return int(match.group(1).replace(",", ""))
+
+
+def core_tokens(tp: int) -> int:
+    spec = load_model("Qwen/Qwen3-32B")
+    dep = memory.Deployment(tp=tp, max_model_len=40960, gpu_memory_utilization=0.9)
+    return memory.plan(spec, gpus.get_gpu("H100"), dep).kv_tokens
+
+
+def wait_for_capacity(pg) -> None:
+    pg.wait_for_selector(".kv-summary >> text=GPU KV cache size", timeout=TIMEOUT_MS)
+
+
+def test_capacity_page_renders_fast_and_follows_tp(server, page, tmp_path, screenshot):
+    start = time.monotonic()
+    page.goto(server.app())
+    wait_for_capacity(page)
+    first_render_s = time.monotonic() - start
+    print(f"first page render: {first_render_s:.2f} s")
+    assert first_render_s <= FIRST_RENDER_LIMIT_S
+
+    assert kv_tokens(page) == core_tokens(1)
+    page.locator(".tp-select select").select_option("2")
+    expected = core_tokens(2)
+    deadline = time.monotonic() + 15
+    while kv_tokens(page) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kv_tokens(page) == expected
+    assert "tp=2" in page.url
+    page.wait_for_timeout(500)
+    screenshot(page, tmp_path, "capacity")
+
+
+def test_every_page_opens(server, page, tmp_path, screenshot):
+    page.goto(server.app())
+    wait_for_capacity(page)
+    for label, marker in [
+        ("Recommend", ".recommend-page"),
+        ("Sweep", ".sweep-summary"),
+        ("Fleet", ".fleet-page"),
+        ("Capacity", ".kv-summary"),
+    ]:
+        page.locator(".page-nav button", has_text=label).click()
+        page.wait_for_selector(marker, timeout=TIMEOUT_MS)
+        assert f"page={label.lower()}" in page.url
+        page.wait_for_timeout(700)  # plots finish drawing
+        screenshot(page, tmp_path, label.lower())
+    assert "Traceback" not in page.content()
+
+
+def test_sweep_upload_draws_the_pareto_plot(server, page, tmp_path, screenshot):
+    page.goto(server.app("?page=sweep"))
+    page.wait_for_selector(".sweep-summary >> text=runs", timeout=TIMEOUT_MS)
+
+    page.locator(".sweep-upload input[type=file]").set_input_files(str(SAMPLE))
+
+    page.wait_for_selector(".sweep-summary >> text=1 runs", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".sweep-summary >> text=1 on the Pareto front", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".pareto-plot canvas", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(700)
+    screenshot(page, tmp_path, "sweep-upload")
+
+
+def test_shared_link_reopens_the_same_inputs(server, page, tmp_path, screenshot):
+    link = server.app("?page=capacity&gpu=A100-SXM-80GB&tp=4&max_model_len=16000&dtype=bogus")
+
+    page.goto(link)
+    wait_for_capacity(page)
+
+    assert page.locator(".tp-select select").input_value() == "4"
+    assert page.locator(".gpu-select select").input_value() == "A100-SXM-80GB"
+    assert page.locator(".mml-input input").input_value() == "16000"
+    page.wait_for_selector(".notes >> text=ignored dtype='bogus'", timeout=TIMEOUT_MS)
+    spec = load_model("Qwen/Qwen3-32B")
+    dep = memory.Deployment(tp=4, max_model_len=16000, gpu_memory_utilization=0.9)
+    assert kv_tokens(page) == memory.plan(spec, gpus.get_gpu("A100"), dep).kv_tokens
+    assert "tp=4" in page.url
+    assert "hf_token" not in page.url
+    screenshot(page, tmp_path, "shared-link")
