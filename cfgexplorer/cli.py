@@ -107,20 +107,27 @@ def emit(
     args: argparse.Namespace,
     render_pretty: Callable[[Any], str] | None = None,
 ) -> int:
-    """Write a command's result: JSON (default) or pretty text, to stdout or ``--output``.
+    """Write a command's result.
 
-    The whole text is built before anything is written, so a failure never
-    leaves half an answer on the terminal.
+    stdout gets JSON, or the pretty text with ``--pretty``; ``--output FILE`` writes the
+    JSON to FILE (``-`` means stdout) and leaves stdout to ``--pretty`` alone. The whole
+    text is built before anything is written, so a failure never leaves half an answer.
     """
-    pretty = getattr(args, "pretty", False) and render_pretty is not None
-    text = render_pretty(result) if pretty else to_json(result)
+    pretty = bool(getattr(args, "pretty", False)) and render_pretty is not None
     output = getattr(args, "output", None)
-    if output:
-        Path(output).expanduser().write_text(to_json(result) if not pretty else text)
+    as_json = to_json(result)
+    if output and output != "-":
+        path = Path(output).expanduser()
+        try:
+            path.write_text(as_json)
+        except OSError as exc:
+            raise UserError(
+                f"cannot write {output} ({exc.strerror or exc}); choose a writable file path"
+            ) from exc
         if pretty:
-            sys.stdout.write(text)
-    else:
-        sys.stdout.write(text)
+            sys.stdout.write(render_pretty(result))
+        return EXIT_OK
+    sys.stdout.write(render_pretty(result) if pretty else as_json)
     return EXIT_OK
 
 

@@ -160,6 +160,10 @@ def validate(spec: ModelSpec, gpu: GPU, dep: Deployment) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidDeploymentError(f"{name} must be a whole number >= 1, got {value!r}")
     util = dep.gpu_memory_utilization
+    if util is not None and (not isinstance(util, int | float) or isinstance(util, bool)):
+        raise InvalidDeploymentError(
+            f"gpu_memory_utilization must be a number in (0, 1], got {util!r}"
+        )
     if util is not None and not (0 < util <= 1):
         raise InvalidDeploymentError(
             f"gpu_memory_utilization must be in (0, 1], got {util}; 0.9 is vLLM's default"
@@ -184,6 +188,18 @@ def validate(spec: ModelSpec, gpu: GPU, dep: Deployment) -> None:
         raise InvalidDeploymentError(
             f"--quantization {dep.quantization} is not modelled; use fp8 or leave it unset "
             "(a pre-quantized checkpoint is detected from its config)"
+        )
+    if dep.quantization and spec.quant.is_quantized and not spec.quant.method.startswith("fp8"):
+        raise InvalidDeploymentError(
+            f"{spec.model_id} is already quantized ({spec.quant.method}) and vLLM refuses "
+            f"--quantization {dep.quantization} for it; drop --quantization"
+        )
+    _check_gpu_support(spec, gpu, dep)
+    mns, mbt = dep.max_num_seqs, dep.max_num_batched_tokens
+    if mns and mbt and mbt < mns:
+        raise InvalidDeploymentError(
+            f"max_num_batched_tokens ({mbt}) must be at least max_num_seqs ({mns}), as vLLM "
+            "requires; raise one or lower the other"
         )
     if dep.dtype not in ("auto", "bfloat16", "float16", "float32", "half", "float", "bf16", "fp16"):
         raise InvalidDeploymentError(
@@ -217,6 +233,44 @@ def validate(spec: ModelSpec, gpu: GPU, dep: Deployment) -> None:
         )
 
 
+# Compute capability from which vLLM runs bfloat16 and FP8 weights on NVIDIA GPUs.
+MIN_CC_BF16 = 8.0  # vLLM: "Bfloat16 is only supported on GPUs with compute capability >= 8.0"
+MIN_CC_FP8_WEIGHTS = 8.0  # FP8 weights run natively from 8.9, through Marlin from 8.0
+FP8_WEIGHT_GENERATIONS = ("cdna3", "cdna4", "gaudi3")  # non-NVIDIA parts with FP8 weights
+
+
+def _compute_capability(gpu: GPU) -> float | None:
+    try:
+        return float(gpu.compute_capability) if gpu.compute_capability else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_gpu_support(spec: ModelSpec, gpu: GPU, dep: Deployment) -> None:
+    """Refuse dtypes and weight formats the GPU cannot run in vLLM."""
+    cc = _compute_capability(gpu)
+    if dep.dtype in ("bfloat16", "bf16") and cc is not None and cc < MIN_CC_BF16:
+        raise InvalidDeploymentError(
+            f"{gpu.name} (compute capability {cc:g}) cannot run bfloat16 in vLLM; use "
+            "--dtype float16 or auto"
+        )
+    fp8_weights = (
+        dep.quantization == "fp8"
+        or spec.quant.method.startswith(("fp8", "modelopt-fp8"))
+        or (spec.quant.method == "compressed-tensors" and spec.quant.weight_bits == 8)
+    )
+    if not fp8_weights or gpu.custom:
+        return
+    supported = (cc is not None and cc >= MIN_CC_FP8_WEIGHTS) or (
+        cc is None and gpu.generation in FP8_WEIGHT_GENERATIONS
+    )
+    if not supported:
+        raise InvalidDeploymentError(
+            f"{gpu.name} cannot run 8-bit quantized weights in vLLM; choose an Ampere or newer "
+            "NVIDIA GPU or an MI300-class AMD GPU, or an unquantized checkpoint"
+        )
+
+
 def candidate_tp_sizes(max_tp: int) -> list[int]:
     return list(range(1, max_tp + 1))
 
@@ -237,15 +291,29 @@ def tp_rejection(spec: ModelSpec, tp: int) -> str | None:
     for kv in kv_counts:
         if kv and kv % tp and tp % kv:
             return f"{kv} KV heads neither divide by {tp} nor divide {tp}"
-    if spec.vocab_size % tp:
-        # vLLM asserts divisibility of the unpadded vocabulary in the sampler's gather.
-        return f"vocabulary {spec.vocab_size} is not divisible by {tp}"
+    vocab = padded_vocab(spec.vocab_size)
+    if vocab % tp:
+        # The vocab-parallel embedding and LM head split the padded vocabulary.
+        return f"vocabulary {spec.vocab_size} (padded to {vocab}) is not divisible by {tp}"
     widths = {w for w in spec.mlp_intermediate if w}
-    for w in widths:
+    if spec.moe:
+        widths.add(spec.moe.expert_intermediate_size)
+        if spec.moe.shared_expert_intermediate_size:
+            widths.add(spec.moe.shared_expert_intermediate_size)
+    for w in sorted(widths):
         if w % tp:
-            return f"MLP width {w} is not divisible by {tp}"
-    if spec.moe and spec.moe.expert_intermediate_size % tp:
-        return f"expert width {spec.moe.expert_intermediate_size} is not divisible by {tp}"
+            return f"MLP/expert width {w} is not divisible by {tp}"
+    block = spec.quant.block
+    if block:
+        # Block-quantized weights shard whole blocks: each rank's share of a width must
+        # be a multiple of the block (vLLM: "... is not divisible by weight quantization
+        # block_n").
+        for w in sorted(widths):
+            if (w // tp) % block[0]:
+                return (
+                    f"each rank's share of width {w} ({w // tp}) is not a multiple of the "
+                    f"{block[0]}-wide FP8 weight blocks"
+                )
     return None
 
 
@@ -655,7 +723,10 @@ def stage_activation(terms: ActivationTerms, stage: int, pp: int) -> tuple[float
             return terms.forward_bytes, "forward pass"
         return terms.sampler_bytes, "sampler"
     if stage == pp - 1:
-        return terms.sampler_bytes + terms.pp_receive_bytes, "sampler + received activations"
+        last = terms.sampler_bytes + terms.pp_receive_bytes
+        if terms.forward_bytes > last:
+            return terms.forward_bytes, "forward pass"
+        return last, "sampler + received activations"
     return terms.forward_bytes, "forward pass"
 
 
@@ -816,6 +887,14 @@ def plan(
         For settings vLLM rejects before loading (bad TP, lengths, dtypes).
     """
     dep = dep or Deployment()
+    if isinstance(gpu, str):
+        from cfgexplorer.gpus import get_gpu
+
+        gpu = get_gpu(gpu)
+    if profile is not None and not isinstance(profile, EngineProfile | str):
+        raise InvalidDeploymentError(
+            f"engine profile must be a name such as 'vllm-0.19', got {profile!r}"
+        )
     prof = profile if isinstance(profile, EngineProfile) else get_profile(profile)
     validate(spec, gpu, dep)
     notes: list[str] = list(spec.notes)
@@ -833,6 +912,10 @@ def plan(
     if dep.dtype == "auto" and spec.dtype == "float32":
         dtype = "bfloat16"
         notes.append("a float32 checkpoint is served in bfloat16 by dtype=auto, as vLLM does")
+    cc = _compute_capability(gpu)
+    if dep.dtype == "auto" and dtype == "bfloat16" and cc is not None and cc < MIN_CC_BF16:
+        dtype = "float16"
+        notes.append(f"{gpu.name} has no bfloat16: vLLM serves the model in float16")
     dtype_bytes = DTYPE_BYTES[dtype]
     kv_dtype = dep.kv_cache_dtype
     if kv_dtype == "auto" and spec.quant.kv_cache_dtype == "fp8":
@@ -1074,15 +1157,18 @@ def smallest_parallelism(
 ) -> Plan | None:
     """The smallest TP x PP that serves ``concurrency`` requests of ``max_model_len`` tokens.
 
-    TP is tried first within a server (up to 8), then PP stages on top.
+    Fewest GPUs first; at an equal count a TP group that fits in one server (the GPU's
+    typical server size) wins over one that spans servers, then the one with fewer stages.
     """
     base = base or Deployment()
+    per_server = gpu.gpus_per_server or 8
     options = []
-    for tp in (1, 2, 4, 8, 16):
+    for tp in (1, 2, 4, 8, 16, 32):
         for pp in (1, 2, 3, 4, 6, 8, 16):
             if tp * pp <= max_gpus and tp_rejection(spec, tp) is None and pp <= spec.num_layers:
-                options.append((tp * pp, pp, tp))
-    for _, pp, tp in sorted(options):
+                # Fewest GPUs first; at equal count keep TP inside one server, then less PP.
+                options.append((tp * pp, tp > per_server, pp, tp))
+    for _, _, pp, tp in sorted(options):
         dep = replace(base, tp=tp, pp=pp, max_model_len=max_model_len)
         try:
             result = plan(spec, gpu, dep, profile)

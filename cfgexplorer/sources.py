@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import re
 import struct
 from pathlib import Path
@@ -50,7 +51,12 @@ def load_model(ref: str, token: str | None = None, revision: str | None = None) 
     UnknownModelError, GatedModelError, ModelConfigError
         With one sentence naming the problem and the fix.
     """
-    text = (ref or "").strip()
+    if ref is not None and not isinstance(ref, str | bytes) and not hasattr(ref, "__fspath__"):
+        raise UnknownModelError(
+            f"a model reference must be a string (catalog id, Hub id or path), got "
+            f"{type(ref).__name__}"
+        )
+    text = str(ref or "").strip()
     if not text:
         raise UnknownModelError("no model given; pass a catalog id, a Hub id or a config.json path")
     path = Path(text).expanduser()
@@ -86,6 +92,7 @@ def load_hub(repo_id: str, token: str | None = None, revision: str | None = None
     from cfgexplorer.hub import fetch_hub_files
 
     files = fetch_hub_files(repo_id, token=token, revision=revision)
+    require_shape_keys(files.config, files.repo_id)
     config = fill_defaults(files.config)
     spec = spec_from_config(
         config,
@@ -114,6 +121,7 @@ def load_local(path: Path) -> ModelSpec:
         hf_quant = read_json(folder / "hf_quant_config.json")
     counts = local_safetensors_params(folder)
     name = config.get("_name_or_path") or folder.name
+    require_shape_keys(config, str(config_path))
     spec = spec_from_config(
         fill_defaults(config),
         model_id=str(name) if name else str(folder),
@@ -178,6 +186,32 @@ def _read_safetensors_header(file: Path) -> dict[str, Any]:
         return json.loads(fh.read(length))
 
 
+# A config must state these itself (or give the layers as a list or pattern): defaults
+# for them would describe some other model. Other fields may come from transformers'
+# defaults for the model_type, as real configs rely on (Gemma 3 omits its head counts).
+_SHAPE_KEYS = {
+    "hidden_size": ("hidden_size", "n_embd", "d_model"),
+    "num_hidden_layers": (
+        "num_hidden_layers", "n_layer", "num_layers", "n_layers", "layer_types",
+        "layers_block_type", "hybrid_override_pattern", "block_configs",
+    ),
+}  # fmt: skip
+
+
+def require_shape_keys(config: dict[str, Any], where: str) -> None:
+    """Name every shape field the config lacks before defaults could fill them in."""
+    from cfgexplorer.spec import text_config_of
+
+    if not isinstance(config, dict):
+        raise ModelConfigError(f"{where} is not a JSON object; pass the model's config.json")
+    text = text_config_of(config)
+    missing = [label for label, names in _SHAPE_KEYS.items() if not any(n in text for n in names)]
+    if missing:
+        raise ModelConfigError(
+            f"{where} lacks {' and '.join(missing)}; pass the model's complete config.json"
+        )
+
+
 def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """Complete a config with transformers' defaults for its ``model_type``, when known.
 
@@ -188,6 +222,8 @@ def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
     model_type = config.get("model_type")
     if not model_type:
         return config
+    # Without torch, transformers prints an advisory on import; it is not ours to show.
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     try:
         from transformers import CONFIG_MAPPING
     except ImportError:  # pragma: no cover - transformers is a dependency
@@ -196,7 +232,9 @@ def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
         log.info(
             "model_type %s unknown to transformers; reading the config as plain JSON", model_type
         )
-        return config
+        out = dict(config)
+        out["_cfgexplorer_unknown_type"] = True
+        return out
     try:
         filled = CONFIG_MAPPING[model_type].from_dict(copy.deepcopy(config)).to_dict()
     except Exception as exc:  # an unusual config keeps its own keys
@@ -214,4 +252,20 @@ def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
             merged[key] = value
     for key in ("_commit_hash", "id2label", "label2id", "transformers_version"):
         merged.pop(key, None)
+    _keep_top_level_tie(config, merged)
     return merged
+
+
+def _keep_top_level_tie(original: dict[str, Any], merged: dict[str, Any]) -> None:
+    """A top-level tie_word_embeddings governs a nested text config that did not set its own."""
+    if "tie_word_embeddings" not in original:
+        return
+    for key in ("text_config", "llm_config", "language_config"):
+        nested_original = original.get(key)
+        nested = merged.get(key)
+        if (
+            isinstance(nested, dict)
+            and isinstance(nested_original, dict)
+            and "tie_word_embeddings" not in nested_original
+        ):
+            nested["tie_word_embeddings"] = original["tie_word_embeddings"]

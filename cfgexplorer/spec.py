@@ -375,6 +375,73 @@ def spec_from_config(
     """
     if not isinstance(config, dict):
         raise ModelConfigError(f"the config of {model_id} is not a JSON object")
+    check_sizes(text_config_of(config), model_id)
+    try:
+        return _spec_from_config(
+            config,
+            model_id=model_id,
+            source=source,
+            revision=revision,
+            hf_quant_config=hf_quant_config,
+            safetensors_params=safetensors_params,
+        )
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError, AttributeError) as exc:
+        raise ModelConfigError(
+            f"the config of {model_id} has a value the planner cannot read ({exc}); "
+            "check config.json against the model's published one"
+        ) from exc
+
+
+# Largest plausible value of each size field; beyond it the config is broken, not a model.
+SIZE_LIMITS = {
+    "num_hidden_layers": 10_000,
+    "hidden_size": 1_000_000,
+    "num_attention_heads": 100_000,
+    "num_key_value_heads": 100_000,
+    "head_dim": 100_000,
+    "intermediate_size": 10_000_000,
+    "moe_intermediate_size": 10_000_000,
+    "vocab_size": 100_000_000,
+    "max_position_embeddings": 10_000_000_000,
+    "num_local_experts": 100_000,
+    "n_routed_experts": 100_000,
+    "num_experts": 100_000,
+    "num_experts_per_tok": 100_000,
+    "kv_lora_rank": 1_000_000,
+    "sliding_window": 10_000_000_000,
+}
+
+
+def check_sizes(text: dict[str, Any], model_id: str) -> None:
+    """Reject size fields that are not whole numbers or are implausibly large or negative."""
+    for key, limit in SIZE_LIMITS.items():
+        value = text.get(key)
+        if value is None:
+            continue
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(value, float) and value.is_integer():
+            whole = True
+        if not whole:
+            raise ModelConfigError(
+                f"the config of {model_id} has {key}={value!r}, which is not a whole number; "
+                "fix config.json"
+            )
+        if value < 0 or value > limit:
+            raise ModelConfigError(
+                f"the config of {model_id} has {key}={value}, outside 0..{limit:,}; fix config.json"
+            )
+
+
+def _spec_from_config(
+    config: dict[str, Any],
+    *,
+    model_id: str,
+    source: str,
+    revision: str | None,
+    hf_quant_config: dict[str, Any] | None,
+    safetensors_params: dict[str, int] | None,
+) -> ModelSpec:
+    """The body of :func:`spec_from_config`, once the size fields are known to be sane."""
     text = text_config_of(config)
     notes: list[str] = []
     model_type = str(text.get("model_type") or config.get("model_type") or "unknown")
@@ -382,6 +449,11 @@ def spec_from_config(
     architectures = config.get("architectures") or text.get("architectures") or []
     architecture = architectures[0] if architectures else f"{top_type} (no architectures key)"
 
+    if config.get("_cfgexplorer_unknown_type"):
+        notes.append(
+            f"model_type {top_type!r} is unknown to the installed transformers: the config was "
+            "read as plain JSON; check that your vLLM release supports this architecture"
+        )
     if "block_configs" in text:
         return _nemotron_nas(config, text, model_id, source, revision, hf_quant_config, notes)
 
@@ -868,6 +940,8 @@ def _moe(
     gate = model_type.startswith(("qwen2_moe", "qwen3_next", "qwen3_5_moe"))
 
     moe_layers = _moe_layers(text, model_type, num_layers)
+    if not moe_layers:
+        return None  # expert fields with no MoE layer (defaults of a dense hybrid config)
     return MoEConfig(
         num_experts=experts,
         experts_per_token=top_k,

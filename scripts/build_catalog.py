@@ -94,6 +94,8 @@ def main() -> int:
     for model_id in sorted(entries, key=str.lower):
         entry = entries[model_id]
         config = fill_defaults(entry["config"])
+        # Catalog models are known to vLLM; the plain-JSON warning is for unknown sources.
+        config.pop("_cfgexplorer_unknown_type", None)
         fname = file_id(model_id) + ".json"
         payload = {"model_id": model_id, "config": config}
         if entry["hf_quant_config"]:

@@ -177,7 +177,13 @@ def test_plan_batch_size_that_does_not_fit_is_a_problem(capsys):
         (["--max-model-len", "999999"], "allow-long-max-model-len"),
         (["--gpu", "T4", "--kv-cache-dtype", "fp8"], "fp8 KV cache"),
         (["--engine-profile", "vllm-9"], "unknown engine profile"),
-        (["--gpu-memory", "-4"], "must be > 0"),
+        (["--gpu-memory", "-4"], "must be a finite number > 0"),
+        (["--gpu-memory", "inf"], "must be a finite number > 0"),
+        (["--max-num-seqs", "2000", "--max-num-batched-tokens", "1000"], "at least max_num_seqs"),
+        (["--gpu", "T4", "--dtype", "bfloat16"], "cannot run bfloat16"),
+        (["--gpu", "T4", "--quantization", "fp8"], "8-bit quantized weights"),
+        (["--auto-parallel", "--tp", "4"], "drop --tp"),
+        (["--output", "/nonexistent/dir/plan.json"], "cannot write"),
         (["--enable-expert-parallel"], "mixture-of-experts"),
     ],
 )
@@ -244,3 +250,68 @@ def test_plan_auto_parallel_that_cannot_fit_is_exit_2(capsys):
     assert status == 2
     assert out == ""
     assert "no TP x PP up to 8" in err
+
+
+def test_output_file_gets_json_even_with_pretty(capsys, tmp_path):
+    target = tmp_path / "p.json"
+    status, out, _ = run(
+        capsys,
+        "plan",
+        "--model",
+        "Qwen/Qwen3-8B",
+        "--max-model-len",
+        "4096",
+        "--pretty",
+        "--output",
+        str(target),
+    )
+    assert status == 0
+    assert "Model loading took" in out
+    assert json.loads(target.read_text())["model"] == "Qwen/Qwen3-8B"
+
+
+def test_output_dash_means_stdout(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run(capsys, "gpus", "--output", "-")
+    assert status == 0
+    assert json.loads(out)
+    assert not (tmp_path / "-").exists()
+
+
+def test_quantized_checkpoint_refuses_another_runtime_quantization(capsys):
+    status, _out, err = run(
+        capsys,
+        "plan",
+        "--model",
+        "LDCC/Qwen2.5-72B-Instruct-ko-AWQ",
+        "--tp",
+        "2",
+        "--quantization",
+        "fp8",
+    )
+    assert status == 2
+    assert "already quantized (awq)" in err
+
+
+def test_auto_parallel_keeps_tp_inside_a_server(capsys):
+    status, out, _ = run(
+        capsys,
+        "plan",
+        "--model",
+        "meta-llama/Llama-3.1-405B",
+        "--max-model-len",
+        "8192",
+        "--auto-parallel",
+    )
+    dep = json.loads(out)["deployment"]
+    assert status == 0
+    assert dep["tp"] <= 8
+    assert dep["tp"] * dep["pp"] == dep["num_gpus"]
+
+
+def test_models_search_matches_every_word_across_fields(capsys):
+    _, out, _ = run(capsys, "models", "--search", "llama 70b")
+    ids = [r["id"] for r in json.loads(out)]
+    assert "meta-llama/Llama-3.1-70B" in ids
+    _, out, _ = run(capsys, "models", "--search", "mamba")
+    assert {r["id"] for r in json.loads(out)} >= {"nvidia/Nemotron-H-56B-Base-8K"}

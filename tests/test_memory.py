@@ -307,3 +307,57 @@ def test_plan_is_json_ready_with_the_documented_keys():
         assert key in p
     assert p["memory_gib"]["budget"] == pytest.approx(0.9 * 79.19, abs=0.001)
     assert "--tensor-parallel-size 2" in p["vllm_serve"]
+
+
+def test_odd_vocabulary_is_padded_so_granite_takes_tp2():
+    spec = load_model("ibm-granite/granite-3.1-8b-instruct")
+    assert spec.vocab_size % 2 == 1
+    assert tp_rejection(spec, 2) is None
+    assert tp_rejection(spec, 5) is not None  # 49216 is not divisible by 5
+
+
+def test_block_fp8_needs_whole_blocks_on_every_rank():
+    spec = load_model("Qwen/Qwen3-30B-A3B-FP8")  # expert width 768, 128x128 blocks
+    assert tp_rejection(spec, 2) is None  # 384 = 3 blocks
+    reason = tp_rejection(spec, 4)  # 192 is not a multiple of 128
+    assert reason is not None
+    assert "128-wide FP8 weight blocks" in reason
+
+
+def test_last_pp_stage_takes_the_larger_of_forward_and_sampler():
+    spec = load_model("deepseek-ai/DeepSeek-V3")
+    p = plan(spec, get_gpu("H200"), Deployment(tp=8, pp=2, max_model_len=32768))
+    assert p.stages[1].activation_gib == pytest.approx(p.stages[0].activation_gib)
+    assert p.stages[1].activation_source == "forward pass"
+
+
+def test_plan_accepts_a_gpu_name_and_rejects_bad_types():
+    spec = load_model("Qwen/Qwen3-8B")
+    assert plan(spec, "H100", Deployment(max_model_len=4096)).gpu == "H100-SXM-80GB"
+    with pytest.raises(InvalidDeploymentError, match="must be a number"):
+        plan(spec, H100, Deployment(gpu_memory_utilization="0.9"))
+    with pytest.raises(InvalidDeploymentError, match="engine profile must be a name"):
+        plan(spec, H100, Deployment(), profile=123)
+
+
+def test_t4_serves_bf16_checkpoints_in_float16():
+    p = plan(load_model("Qwen/Qwen3-0.6B"), get_gpu("T4"), Deployment(max_model_len=4096))
+    assert p.kv_dtype == "auto (float16)"
+    assert any("no bfloat16" in n for n in p.notes)
+
+
+def test_dense_hybrid_with_default_expert_fields_is_not_moe():
+    assert load_model("nvidia/Nemotron-H-56B-Base-8K").moe is None
+
+
+def test_qwen3_vl_moe_keeps_its_untied_head():
+    spec = load_model("Qwen/Qwen3-VL-30B-A3B-Instruct")
+    assert spec.tie_word_embeddings is False
+    assert "lm_head" in spec.params.by_module
+
+
+def test_glm_fp8_experts_are_fp8():
+    spec = load_model("zai-org/GLM-4.7-FP8")
+    assert spec.quant.weight_bits == 8
+    assert spec.quant.quantized_kinds == ("experts",)
+    assert spec.weight_bytes / 2**30 < 360  # about half of the 667 GiB it takes in BF16

@@ -96,3 +96,50 @@ def test_hub_repo_without_config_or_with_malformed_config(hub_env):
         load_model("tiny-org/no-config")
     with pytest.raises(ModelConfigError, match="JSON"):
         load_model("tiny-org/truncated-config")
+
+
+def test_missing_shape_keys_are_named_not_filled_with_defaults(tmp_path):
+    cfg = tiny_llama_config()
+    del cfg["hidden_size"]
+    del cfg["num_hidden_layers"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelConfigError, match="lacks hidden_size and num_hidden_layers"):
+        load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("num_hidden_layers", 10**12, "outside"),
+        ("hidden_size", "lots", "not a whole number"),
+        ("max_position_embeddings", "lots", "not a whole number"),
+        ("num_key_value_heads", True, "not a whole number"),
+        ("num_attention_heads", 32.5, "not a whole number"),
+        ("vocab_size", -5, "outside"),
+    ],
+)
+def test_implausible_or_mistyped_sizes_are_one_sentence(tmp_path, key, value, fragment):
+    cfg = tiny_llama_config()
+    cfg[key] = value
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelConfigError, match=fragment):
+        load_model(str(tmp_path))
+
+
+def test_nan_in_config_is_a_config_error(tmp_path):
+    text = json.dumps(tiny_llama_config()).replace('"hidden_size": ', '"hidden_size": NaN, "x": ')
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ModelConfigError, match="hidden_size=nan"):
+        load_model(str(tmp_path))
+
+
+def test_unknown_architecture_plans_with_a_note(tmp_path):
+    cfg = tiny_llama_config(model_type="brand_new_arch_2027")
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    spec = load_model(str(tmp_path))
+    assert any("unknown to the installed transformers" in n for n in spec.notes)
+
+
+def test_non_string_reference_is_refused():
+    with pytest.raises(UnknownModelError, match="must be a string"):
+        load_model(123)

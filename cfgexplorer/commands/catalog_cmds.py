@@ -54,8 +54,24 @@ def model_summary(model_id: str) -> dict[str, Any]:
 def run_models(args: argparse.Namespace) -> int:
     from cfgexplorer.catalog import search
 
-    rows = [model_summary(e.model_id) for e in search(args.search)]
+    rows = [model_summary(e.model_id) for e in search()]
+    if args.search:
+        # Every word must appear in the id, architecture, type, attention kinds, MoE or quant.
+        words = args.search.lower().split()
+        rows = [r for r in rows if all(w in _haystack(r) for w in words)]
     return emit(rows, args, _render_models)
+
+
+def _haystack(row: dict[str, Any]) -> str:
+    parts = [
+        row["id"],
+        row["architecture"],
+        row["model_type"],
+        row["quantization"],
+        " ".join(row["attention"]),
+        (row["moe"] and "moe " + row["moe"]) or "dense",
+    ]
+    return " ".join(parts).lower().replace("-", " ") + " " + row["id"].lower()
 
 
 def _render_models(rows: list[dict[str, Any]]) -> str:

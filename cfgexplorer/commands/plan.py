@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from cfgexplorer.cli import add_common_output_args, emit
@@ -36,8 +37,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{value} must be a finite number > 0")
     return value
 
 
@@ -52,9 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     gpu.add_argument(
         "--gpu-memory", type=_positive_float, metavar="GIB", help="a custom GPU of this many GiB"
     )
-    p.add_argument("--tp", "--tensor-parallel-size", type=_positive_int, default=1, dest="tp")
-    p.add_argument("--pp", "--pipeline-parallel-size", type=_positive_int, default=1, dest="pp")
-    p.add_argument("--dp", "--data-parallel-size", type=_positive_int, default=1, dest="dp")
+    p.add_argument(
+        "--tp", "--tensor-parallel-size", type=_positive_int, dest="tp", help="default 1"
+    )
+    p.add_argument(
+        "--pp", "--pipeline-parallel-size", type=_positive_int, dest="pp", help="default 1"
+    )
+    p.add_argument("--dp", "--data-parallel-size", type=_positive_int, dest="dp", help="default 1")
     p.add_argument("--enable-expert-parallel", action="store_true")
     p.add_argument("--max-model-len", type=_positive_int, help="default: the model's maximum")
     p.add_argument(
@@ -110,10 +115,15 @@ def build(args: argparse.Namespace) -> Any:
     profile = get_profile(args.engine_profile)
     gpu = custom_gpu(args.gpu_memory) if args.gpu_memory else get_gpu(args.gpu or "H100")
     spec = load_model(args.model, token=args.hf_token)
+    auto = getattr(args, "auto_parallel", False)
+    if auto and (args.tp or args.pp):
+        raise InvalidDeploymentError(
+            "--auto-parallel chooses tp and pp itself; drop --tp/--pp, or drop --auto-parallel"
+        )
     dep = Deployment(
-        tp=args.tp,
-        pp=args.pp,
-        dp=args.dp,
+        tp=args.tp or 1,
+        pp=args.pp or 1,
+        dp=args.dp or 1,
         enable_expert_parallel=args.enable_expert_parallel,
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_model_len=args.max_model_len,
@@ -129,7 +139,7 @@ def build(args: argparse.Namespace) -> Any:
         raise InvalidDeploymentError(
             f"--enable-expert-parallel needs a mixture-of-experts model; {spec.model_id} is dense"
         )
-    if getattr(args, "auto_parallel", False):
+    if auto:
         from cfgexplorer.memory import smallest_parallelism
 
         found = smallest_parallelism(
@@ -224,7 +234,8 @@ def budget_bar(m: dict[str, float]) -> str:
     ]
     bar = ""
     for ch, gib in parts:
-        bar += ch * round(BAR_WIDTH * gib / total)
+        share = min(max(gib / total, 0.0), 1.0)  # a term larger than the device fills the bar
+        bar += ch * round(BAR_WIDTH * share)
     bar = bar[:BAR_WIDTH].ljust(BAR_WIDTH, ".")
     return f"[{bar}] W weights A activation N non-torch K KV cache . unused"
 
