@@ -56,3 +56,15 @@ def test_link_round_trip():
     assert list(second.ranked["gpu"]) == list(first.ranked["gpu"])
     notes = GPURecommender().apply_query({"custom_costs": "nope", "max_gpus": "999"})
     assert len(notes) == 2
+
+
+def test_engine_and_arrivals_reach_the_core_request():
+    from cfgexplorer.models import GPURecommender
+
+    state = GPURecommender(
+        model="Qwen/Qwen3-8B", gpu_list=["H100-SXM-80GB"], engine="trtllm", arrivals="synchronized"
+    )
+    req = state.request()
+    assert req.engine == "trtllm"
+    assert req.arrivals == "synchronized"
+    assert state.provenance()["engine"] == "trtllm"

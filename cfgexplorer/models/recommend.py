@@ -97,6 +97,16 @@ class GPURecommender(PageState):
     kv_cache_dtype = param.Selector(
         default="auto", objects=["auto", "fp8"], doc="KV-cache dtype of every deployment."
     )
+    engine = param.Selector(
+        default="vllm",
+        objects=["vllm", "sglang", "trtllm"],
+        doc="Serving engine whose measured speed factor the estimates assume.",
+    )
+    arrivals = param.Selector(
+        default="random",
+        objects=["random", "synchronized"],
+        doc="How requests arrive: random (real traffic) or synchronized (benchmark clients).",
+    )
 
     recommendation = param.Parameter(
         default=None,
@@ -139,6 +149,8 @@ class GPURecommender(PageState):
         "custom_costs",
         "quantization",
         "kv_cache_dtype",
+        "engine",
+        "arrivals",
     )
 
     def __init__(self, **params: Any) -> None:
@@ -169,6 +181,8 @@ class GPURecommender(PageState):
             target_rps=self.target_rps or None,
             quantization=None if self.quantization == "none" else self.quantization,
             kv_cache_dtype=self.kv_cache_dtype,
+            engine=self.engine,
+            arrivals=self.arrivals,
             include_points=True,
         )
 

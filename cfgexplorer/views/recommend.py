@@ -34,6 +34,8 @@ WORKLOAD_INPUTS = [
     "target_rps",
     "quantization",
     "kv_cache_dtype",
+    "engine",
+    "arrivals",
 ]
 
 
