@@ -2,7 +2,7 @@
 
 The server is ``cfgexplorer serve`` in a subprocess on a free port, offline
 (``HF_HUB_OFFLINE=1``) with a private cache; Chromium is Debian's, driven by
-Playwright's Python API (never ``playwright install``). Every request a page
+Playwright's Python API (Playwright never downloads its own browser). Every request a page
 makes to another host is blocked and recorded, so a test fails if the
 dashboard tries to reach a CDN.
 """
