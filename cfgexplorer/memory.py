@@ -16,7 +16,6 @@ Pure functions and dataclasses only; no Panel, Param or HoloViews.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
@@ -1223,11 +1222,3 @@ def describe_formulas(p: Plan) -> list[str]:
         f"{p.kv_tokens}; max concurrency = blocks / blocks per request = "
         f"{p.max_concurrency:.2f}",
     ]
-
-
-def as_gib(nbytes: float) -> float:
-    return nbytes / GIB
-
-
-def isclose(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9)

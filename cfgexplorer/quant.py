@@ -28,19 +28,6 @@ ALL_KINDS = (*LINEAR_KINDS, "router", "embed", "lm_head", "norm", "vision", "oth
 # Bytes of one scale value by the scale's dtype.
 SCALE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "e8m0": 1}
 
-KNOWN_METHODS = (
-    "none",
-    "fp8",
-    "fp8-block",
-    "compressed-tensors",
-    "gptq",
-    "awq",
-    "bitsandbytes",
-    "mxfp4",
-    "modelopt-fp8",
-    "nvfp4",
-)
-
 
 @dataclass(frozen=True)
 class QuantScheme:
