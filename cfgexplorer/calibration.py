@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cfgexplorer.errors import UserError
@@ -37,6 +37,8 @@ class Row:
     kv_tokens: int | None
     max_concurrency: float | None
 
+
+GPU_TOTAL_GIB_0_11 = 79.18  # H100 total printed by vLLM 0.11 (vllm_startup_memory.csv)
 
 # GPUs visible to the engine where a log shows fewer than the deployment needs:
 # the DP2 run saw torch.accelerator.device_count() == 1 and failed on it.
@@ -112,6 +114,9 @@ def rows() -> list[Row]:
 def compare(row: Row) -> dict[str, Any]:
     """Plan one row and put prediction and measurement side by side."""
     gpu = get_gpu(row.gpu)
+    if row.profile == "vllm-0.11":
+        # That release's device reported 79.18 GiB (see the measurements README).
+        gpu = replace(gpu, memory_gib_reported=GPU_TOTAL_GIB_0_11)
     result: dict[str, Any] = {
         "case": row.case,
         "model": row.model,
@@ -124,10 +129,6 @@ def compare(row: Row) -> dict[str, Any]:
     except UserError as exc:
         result.update(predicted_fits=False, error=str(exc))
         return result
-    if row.deployment.gpu_memory_utilization and row.profile == "vllm-0.11":
-        # That release's device reported 79.18 GiB (see the measurements README).
-        gpu_total = 79.18
-        p = plan(spec, _with_total(gpu, gpu_total), row.deployment, row.profile)
     # Under PP the CSV mixes workers: "Available KV cache memory" is printed by stage 0,
     # while the profiling line it took weights and activation from may be any stage's.
     stage = p.stages[0]
@@ -146,9 +147,3 @@ def compare(row: Row) -> dict[str, Any]:
         max_concurrency=(p.max_concurrency, row.max_concurrency),
     )
     return result
-
-
-def _with_total(gpu: Any, total: float) -> Any:
-    from dataclasses import replace
-
-    return replace(gpu, memory_gib_reported=total)
