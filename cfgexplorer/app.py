@@ -20,6 +20,8 @@ from typing import Any
 import panel as pn
 import param
 
+from cfgexplorer.views.common import Alert, Markdown
+
 log = logging.getLogger(__name__)
 
 TITLE = "Config Explorer"
@@ -119,7 +121,7 @@ class Dashboard(param.Parameterized):
             view = PAGE_BY_KEY[key].build()
         except Exception as exc:  # a page that cannot be built must not take the app down
             log.exception("building page %s failed", key)
-            view = pn.pane.Alert(
+            view = Alert(
                 f"The {PAGE_BY_KEY[key].label} page is not available ({type(exc).__name__}).",
                 alert_type="danger",
             )
@@ -185,7 +187,7 @@ def create_app(query: Mapping[str, str] | None = None) -> pn.viewable.Viewable:
     nav.link(dashboard, value="page")
     template = pn.template.BootstrapTemplate(
         title=TITLE,
-        sidebar=[nav, pn.pane.Markdown(_ABOUT, styles={"font-size": "0.85em"})],
+        sidebar=[nav, Markdown(_ABOUT, styles={"font-size": "0.85em"})],
         main=[dashboard.main],
         sidebar_width=220,
         header_background="#2F4F6F",

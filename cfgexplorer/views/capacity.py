@@ -14,6 +14,8 @@ from cfgexplorer.models.capacity import catalog_ids
 from cfgexplorer.views import plots
 from cfgexplorer.views.common import (
     CONTROL_WIDTH,
+    Alert,
+    Markdown,
     csv_download,
     guarded,
     json_download,
@@ -127,7 +129,7 @@ class CapacityView(pn.viewable.Viewer):
         return pn.Column(
             "### Model",
             model,
-            pn.pane.Markdown("or upload a `config.json`:", margin=(0, 10)),
+            Markdown("or upload a `config.json`:", margin=(0, 10)),
             upload,
             token,
             "### Deployment",
@@ -138,15 +140,13 @@ class CapacityView(pn.viewable.Viewer):
 
     def _build(self) -> pn.viewable.Viewable:
         s = self.state
-        self._verdict = pn.pane.Alert("", alert_type="success", css_classes=["verdict"])
-        self._summary = pn.pane.Markdown(
-            "", css_classes=["kv-summary"], sizing_mode="stretch_width"
-        )
+        self._verdict = Alert("", alert_type="success", css_classes=["verdict"])
+        self._summary = Markdown("", css_classes=["kv-summary"], sizing_mode="stretch_width")
         self._serve = pn.widgets.TextAreaInput(
             value="", rows=2, css_classes=["vllm-serve"], sizing_mode="stretch_width"
         )
-        self._formulas = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._notes = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._formulas = Markdown("", sizing_mode="stretch_width")
+        self._notes = Markdown("", sizing_mode="stretch_width")
 
         budget = hv.DynamicMap(
             pn.bind(lambda _plan: plots.budget_bars(s.budget_segments()), s.param.plan)
@@ -173,7 +173,7 @@ class CapacityView(pn.viewable.Viewer):
             self._summary,
             pn.pane.HoloViews(budget, sizing_mode="stretch_width", linked_axes=False),
             pn.pane.HoloViews(curve, sizing_mode="stretch_width", linked_axes=False),
-            pn.pane.Markdown("#### The `vllm serve` line (select and copy)"),
+            Markdown("#### The `vllm serve` line (select and copy)"),
             self._serve,
             how,
             downloads,

@@ -17,10 +17,26 @@ log = logging.getLogger(__name__)
 
 CONTROL_WIDTH = 300  # px; the input column of every page
 
+# Text that users supply (model ids, link values, uploaded file names) reaches the panes
+# below: markdown-it renders it as text, never as HTML.
+NO_HTML = {"html": False}
+
+
+def Markdown(*args: Any, **kwargs: Any) -> pn.pane.Markdown:  # noqa: N802 - a pane factory
+    """A Markdown pane that shows any HTML in its text as text."""
+    kwargs.setdefault("renderer_options", NO_HTML)
+    return pn.pane.Markdown(*args, **kwargs)
+
+
+def Alert(*args: Any, **kwargs: Any) -> pn.pane.Alert:  # noqa: N802 - a pane factory
+    """An Alert pane that shows any HTML in its text as text."""
+    kwargs.setdefault("renderer_options", NO_HTML)
+    return pn.pane.Alert(*args, **kwargs)
+
 
 def message_alert(state: param.Parameterized) -> pn.pane.Alert:
     """A red alert showing ``state.message``; hidden while it is empty."""
-    alert = pn.pane.Alert(
+    alert = Alert(
         state.message, alert_type="danger", visible=bool(state.message), css_classes=["message"]
     )
 
@@ -33,7 +49,7 @@ def message_alert(state: param.Parameterized) -> pn.pane.Alert:
 
 def notes_alert(state: param.Parameterized) -> pn.Column:
     """A yellow alert listing ``state.notes`` (inputs that were adjusted) with a dismiss button."""
-    alert = pn.pane.Alert(alert_type="warning", css_classes=["notes"], margin=(5, 5, 0, 5))
+    alert = Alert(alert_type="warning", css_classes=["notes"], margin=(5, 5, 0, 5))
     dismiss = pn.widgets.Button(name="Dismiss", button_type="light", width=90)
     box = pn.Column(alert, dismiss, visible=False)
 

@@ -14,6 +14,8 @@ from cfgexplorer.models import FleetPlanner
 from cfgexplorer.views import plots
 from cfgexplorer.views.common import (
     CONTROL_WIDTH,
+    Alert,
+    Markdown,
     csv_download,
     json_download,
     message_alert,
@@ -118,12 +120,12 @@ class FleetView(pn.viewable.Viewer):
                 return None
             items = [*plan.errors, *plan.warnings]
             text = "\n".join(f"- {w.get('message', w)}" for w in items)
-            return pn.pane.Alert(text, alert_type="warning")
+            return Alert(text, alert_type="warning")
 
         def drawing(plan: Any) -> Any:
             frame = s.layout_frame()
             if frame.empty:
-                return pn.pane.Alert("No server to draw.", alert_type="info")
+                return Alert("No server to draw.", alert_type="info")
             return pn.pane.HoloViews(plots.server_layout(frame), sizing_mode="stretch_width")
 
         def table(name: str):
@@ -156,11 +158,11 @@ class FleetView(pn.viewable.Viewer):
         main = pn.Column(
             message_alert(s),
             notes_alert(s),
-            pn.pane.Markdown("### Models (edit the cells)", css_classes=["fleet-page"]),
+            Markdown("### Models (edit the cells)", css_classes=["fleet-page"]),
             models,
             pn.Row(add, remove),
             pn.panel(pn.bind(warnings, s.param.plan)),
-            pn.pane.Markdown(pn.bind(totals, s.param.plan), css_classes=["fleet-totals"]),
+            Markdown(pn.bind(totals, s.param.plan), css_classes=["fleet-totals"]),
             pn.panel(pn.bind(drawing, s.param.plan), loading_indicator=True),
             pn.Tabs(
                 ("Procurement", table("procurement")),
@@ -168,7 +170,7 @@ class FleetView(pn.viewable.Viewer):
                 ("Servers", table("servers")),
                 (
                     "Summary for finance",
-                    pn.pane.Markdown(
+                    Markdown(
                         pn.bind(lambda _p: f"```\n{s.summary_text()}\n```", s.param.plan),
                         sizing_mode="stretch_width",
                     ),

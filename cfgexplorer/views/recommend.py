@@ -14,6 +14,8 @@ from cfgexplorer.models.capacity import catalog_ids
 from cfgexplorer.views import plots
 from cfgexplorer.views.common import (
     CONTROL_WIDTH,
+    Alert,
+    Markdown,
     csv_download,
     guarded,
     json_download,
@@ -141,7 +143,7 @@ class RecommendView(pn.viewable.Viewer):
 
         def curve_plots(curves: Any, ranked: Any, itl_slo: float) -> Any:
             if curves is None or ranked is None or ranked.empty:
-                return pn.pane.Alert("No GPU can serve this workload.", alert_type="info")
+                return Alert("No GPU can serve this workload.", alert_type="info")
             top = list(ranked["gpu"].head(plots.TOP_GPUS))
             return pn.Column(
                 pn.pane.HoloViews(
@@ -182,7 +184,7 @@ class RecommendView(pn.viewable.Viewer):
         main = pn.Column(
             message_alert(s),
             notes_alert(s),
-            pn.pane.Markdown(pn.bind(best, s.param.recommendation), css_classes=["recommend-page"]),
+            Markdown(pn.bind(best, s.param.recommendation), css_classes=["recommend-page"]),
             pn.Tabs(
                 ("Ranked GPUs", ranked),
                 ("Excluded GPUs", excluded),
@@ -193,7 +195,7 @@ class RecommendView(pn.viewable.Viewer):
                 loading_indicator=True,
                 sizing_mode="stretch_width",
             ),
-            pn.pane.Markdown(pn.bind(provenance, s.param.recommendation)),
+            Markdown(pn.bind(provenance, s.param.recommendation)),
             downloads,
             sizing_mode="stretch_width",
         )

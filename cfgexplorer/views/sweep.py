@@ -13,6 +13,8 @@ from cfgexplorer.models.sweep import ALL
 from cfgexplorer.views import plots
 from cfgexplorer.views.common import (
     CONTROL_WIDTH,
+    Alert,
+    Markdown,
     csv_download,
     guarded,
     json_download,
@@ -103,7 +105,7 @@ class SweepView(pn.viewable.Viewer):
             "### Results",
             source,
             directory,
-            pn.pane.Markdown("Upload result files (llm-d, vLLM, GuideLLM):", margin=(0, 10)),
+            Markdown("Upload result files (llm-d, vLLM, GuideLLM):", margin=(0, 10)),
             upload,
             clear,
             "### Question",
@@ -125,7 +127,7 @@ class SweepView(pn.viewable.Viewer):
 
         def plot(filtered: Any, front: Any, x: str, y: str, by: list[str]) -> Any:
             if filtered is None or filtered.empty:
-                return pn.pane.Alert(
+                return Alert(
                     "No runs to plot: load results, or relax the scenario and SLOs.",
                     alert_type="info",
                 )
@@ -159,7 +161,7 @@ class SweepView(pn.viewable.Viewer):
                 f"**{n_filt} meet the SLOs**, **{n_front} on the Pareto front**."
             )
 
-        summary_pane = pn.pane.Markdown(
+        summary_pane = Markdown(
             pn.bind(summary, s.param.table, s.param.skipped, s.param.filtered, s.param.front),
             css_classes=["sweep-summary"],
             sizing_mode="stretch_width",
@@ -204,7 +206,7 @@ class SweepView(pn.viewable.Viewer):
             notes_alert(s),
             summary_pane,
             pareto,
-            pn.pane.Markdown(
+            Markdown(
                 "Hover a point for its configuration; click it to open its result file.",
                 styles={"color": "#666"},
             ),

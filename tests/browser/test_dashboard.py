@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,16 @@ def test_shared_link_reopens_the_same_inputs(server, page, tmp_path, screenshot)
     assert "tp=4" in page.url
     assert "hf_token" not in page.url
     screenshot(page, tmp_path, "shared-link")
+
+
+def test_link_values_are_shown_as_text_never_run_as_html(server, page):
+    fired: list[str] = []
+    page.on("dialog", lambda dialog: (fired.append(dialog.message), dialog.dismiss()))
+    payload = urllib.parse.quote("<img src=x onerror=alert(document.domain)>")
+    page.goto(server.app(f"?page=capacity&gpu={payload}&model={payload}"))
+    wait_for_capacity(page)
+    note = page.locator(".notes >> text=ignored gpu=").first
+    note.wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(1000)
+    assert fired == []
+    assert "<img src=x" in note.inner_text()
