@@ -29,6 +29,7 @@ class CatalogEntry:
     published_params: int | None
     published_source: str | None
     stores_tied_head: bool = False
+    published_basis: str = "parameters"  # what the published total counts
 
 
 @cache
@@ -46,6 +47,9 @@ def entries() -> dict[str, CatalogEntry]:
             published_params=pub.get("total"),
             published_source=pub.get("source"),
             stores_tied_head=bool((item.get("checkpoint_facts") or {}).get("stores_tied_head")),
+            published_basis=str(
+                (item.get("checkpoint_facts") or {}).get("published_basis", "parameters")
+            ),
         )
     return out
 

@@ -48,6 +48,7 @@ def model_summary(model_id: str) -> dict[str, Any]:
         "max_context": spec.max_position_embeddings,
         "weight_gib": round(spec.weight_bytes / 2**30, 2),
         "published_params": entry.published_params,
+        "published_basis": entry.published_basis,
     }
 
 
@@ -116,6 +117,7 @@ def run_model(args: argparse.Namespace) -> int:
         result["catalog"] = {
             "origin": entry.origin,
             "published_params": entry.published_params,
+            "published_basis": entry.published_basis,
             "published_source": entry.published_source,
         }
     result["layers"] = [la.to_dict() for la in spec.layers]
