@@ -11,6 +11,7 @@ iframe in another portal.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -86,6 +87,42 @@ def read_query(args: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
+APP_KEYS = ("page", "embed")  # query keys of the app itself, not of a page
+# Keys Bokeh and Panel add or read themselves (server_document adds bokeh-*).
+FOREIGN_KEY_PREFIXES = ("bokeh-", "panel-")
+FOREIGN_KEYS = ("theme",)
+
+
+def known_keys() -> set[str]:
+    """Every query key a page or the app reads (a link to one page may hold another's)."""
+    from cfgexplorer.models import CapacityPlanner, FleetPlanner, GPURecommender, SweepExplorer
+
+    keys = set(APP_KEYS)
+    for state in (CapacityPlanner, GPURecommender, SweepExplorer, FleetPlanner):
+        keys.update(state.url_params)
+    return keys
+
+
+def unknown_key_notes(query: Mapping[str, str]) -> list[str]:
+    """One note per query key that no page reads (a typo such as gpu_mem_util=0.7).
+
+    The note names the key, never its value (a pasted token must not be shown).
+    """
+    known = known_keys()
+    notes = []
+    for key in query:
+        if key in known or key in FOREIGN_KEYS or key.startswith(FOREIGN_KEY_PREFIXES):
+            continue
+        shown = key if len(key) <= 40 else key[:37] + "..."
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        if key == "hf_token":
+            hint = " (a token is never read from a link; type it in the token field)"
+        notes.append(f"ignored {shown!r} from the link: no page has that input{hint}")
+        log.info("unknown query key ignored")
+    return notes
+
+
 class Dashboard(param.Parameterized):
     """The pages of one session, the current one, and the URL that describes it."""
 
@@ -104,6 +141,7 @@ class Dashboard(param.Parameterized):
         if wanted not in PAGE_BY_KEY:
             self._startup_notes.append(f"unknown page {wanted!r} in the link; showing capacity")
             wanted = DEFAULT_PAGE
+        self._startup_notes += unknown_key_notes(self._query)
         self.embed = self._query.get("embed", "").lower() in ("1", "true", "yes")
         self.page = wanted
         self.main = pn.Column(sizing_mode="stretch_width")

@@ -79,6 +79,28 @@ def test_max_model_len_bound_follows_the_model():
     assert planner.max_model_len == 131072
 
 
+def test_preferred_length_is_capped_by_each_model_and_followed_across_models():
+    planner = CapacityPlanner(model="Qwen/Qwen3-32B", preferred_max_model_len=16384)
+    assert planner.max_model_len == 16384
+    assert planner.plan.fits
+
+    planner.model = "meta-llama/Meta-Llama-3-8B-Instruct"  # a maximum of 8192
+    assert planner.max_model_len == 8192
+    assert planner.notes == []
+
+    planner.model = "meta-llama/Llama-3.1-8B-Instruct"
+    assert planner.max_model_len == 16384
+
+
+def test_a_length_the_user_typed_stops_following_the_model():
+    planner = CapacityPlanner(model="Qwen/Qwen3-32B", preferred_max_model_len=16384)
+    planner.max_model_len = 20000
+
+    planner.model = "meta-llama/Llama-3.1-8B-Instruct"
+
+    assert planner.max_model_len == 20000
+
+
 def test_explicit_length_above_a_new_models_maximum_is_clamped_with_a_note():
     planner = CapacityPlanner(model="meta-llama/Llama-3.1-8B-Instruct", max_model_len=100000)
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from cfgexplorer import benchmarks, explore
+from cfgexplorer.benchmarks.loader import MAX_FILE_BYTES
 from cfgexplorer.models import SweepExplorer
-from cfgexplorer.models.sweep import ALL, demo_dir
+from cfgexplorer.models.sweep import ALL, UPLOAD_MESSAGE_BYTES, demo_dir
 
 SAMPLES = Path(__file__).resolve().parent / "benchmarks" / "samples"
 REPORT = SAMPLES / "llm-d-benchmark-examples" / "br_v0_2_example.yaml"
@@ -141,3 +142,21 @@ def test_link_round_trip_and_fallbacks():
     assert third.scenario == ALL
     assert len(notes) == 3
     assert any("scenario" in n for n in third.notes)
+
+
+def test_oversized_file_is_skipped_and_the_rest_of_the_upload_loads():
+    sweep = SweepExplorer()
+    big = b"[" + b" " * MAX_FILE_BYTES + b"]"
+
+    sweep.add_uploads([("huge.json", big), (REPORT.name, REPORT.read_bytes())])
+
+    assert list(sweep.table["File"].unique()) == [REPORT.name]
+    reasons = dict(zip(sweep.skipped["file"], sweep.skipped["reason"], strict=True))
+    assert reasons == {"huge.json": "file is 50 MB, over the 50 MB limit"}
+    assert any("huge.json" in n and "over the 50 MB limit" in n for n in sweep.notes)
+
+
+def test_an_upload_message_holds_four_files_at_the_limit_in_base64():
+    base64_file = 4 * -(-MAX_FILE_BYTES // 3)
+    assert 4 * base64_file <= UPLOAD_MESSAGE_BYTES
+    assert UPLOAD_MESSAGE_BYTES < 300 * 10**6  # one upload must not take a server's memory

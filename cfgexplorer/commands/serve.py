@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
 
 def panel_arguments(args: argparse.Namespace) -> list[str]:
     """The ``panel serve`` command line for these options."""
-    from cfgexplorer.models.sweep import FILE_ROUTE, sweep_root
+    from cfgexplorer.models.sweep import FILE_ROUTE, UPLOAD_MESSAGE_BYTES, sweep_root
 
     app = Path(__file__).resolve().parent.parent / "app.py"
     argv = [
@@ -73,6 +73,10 @@ def panel_arguments(args: argparse.Namespace) -> list[str]:
         "--warm",  # build one session at start-up so the first visitor does not wait
         "--static-dirs",
         f"{FILE_ROUTE}={sweep_root()}",
+        # An upload arrives as one websocket message; Bokeh's 20 MB default would drop the
+        # session on one large result file instead of letting the page skip it.
+        "--websocket-max-message-size",
+        str(UPLOAD_MESSAGE_BYTES),
     ]
     for origin in args.allow_websocket_origin:
         argv += ["--allow-websocket-origin", origin]

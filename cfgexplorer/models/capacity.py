@@ -115,6 +115,13 @@ class CapacityPlanner(PageState):
         bounds=(1, 10_000_000),
         doc="Context length per request in tokens; bounded by the model's maximum.",
     )
+    preferred_max_model_len = param.Integer(
+        default=0,
+        bounds=(0, 10_000_000),
+        precedence=-1,
+        doc="max_model_len while it follows the model: the smaller of this and the model's "
+        "maximum; 0 = the model's maximum, as vLLM does.",
+    )
     gpu_memory_utilization = param.Number(
         default=0.9,
         bounds=(0.05, 1.0),
@@ -341,8 +348,14 @@ class CapacityPlanner(PageState):
         self._normalise_gpu()
 
     def _on_max_model_len(self, *_events: Any) -> None:
-        model_max = self.spec.max_position_embeddings if self.spec is not None else None
-        self._mml_follows_model = self.max_model_len == model_max
+        if self.spec is not None:
+            followed = self._followed_length(self.spec.max_position_embeddings)
+            self._mml_follows_model = self.max_model_len == followed
+
+    def _followed_length(self, model_max: int) -> int:
+        """The max_model_len to use while it follows the model."""
+        preferred = self.preferred_max_model_len
+        return min(preferred, model_max) if preferred else model_max
 
     def _on_inputs(self, *_events: Any) -> None:
         if not getattr(self, "_loading", False):
@@ -403,7 +416,7 @@ class CapacityPlanner(PageState):
             updates["tp"] = fallback
         model_max = spec.max_position_embeddings
         if self._mml_follows_model:
-            updates["max_model_len"] = model_max
+            updates["max_model_len"] = self._followed_length(model_max)
         elif self.max_model_len > model_max:
             self.add_note(
                 f"max_model_len {self.max_model_len} exceeds {spec.model_id}'s maximum; "
@@ -421,7 +434,7 @@ class CapacityPlanner(PageState):
                 self.spec = spec
         finally:
             self._loading = False
-        self._mml_follows_model = self.max_model_len == model_max
+        self._mml_follows_model = self.max_model_len == self._followed_length(model_max)
 
     def _compute(self) -> None:
         """Derive plan, curve and smallest deployment from the inputs, or set message."""

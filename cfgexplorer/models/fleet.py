@@ -1,9 +1,11 @@
 """FleetPlanner: the state of the fleet page (many models, servers, power, procurement).
 
-The model table and the inventory are DataFrames the page edits in place;
-the infrastructure is a handful of numbers. Every output comes from one call
-of :meth:`cfgexplorer.fleet.Fleet.plan` (the function behind
-``cfgexplorer fleet``) on the fleet those inputs describe.
+The model table, the inventory and the per-GPU-type table (GPUs per server and
+prices) are DataFrames the page edits in place; the rest of the infrastructure
+is a handful of numbers. The page starts from the bundled example fleet, read
+with :meth:`cfgexplorer.fleet.Fleet.from_file` as ``cfgexplorer fleet`` reads it,
+and every output comes from one call of :meth:`cfgexplorer.fleet.Fleet.plan` on
+the fleet the inputs describe, so the page and the CLI agree on the same fleet.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import pandas as pd
 import param
-import yaml
 
 from cfgexplorer.errors import UserError
 from cfgexplorer.models.base import PageState
@@ -37,15 +39,29 @@ MODEL_COLUMNS = [
     "moe",
 ]
 INTEGER_COLUMNS = ("tp", "pp", "dp", "max_model_len", "concurrency")
+NUMBER_COLUMNS = (*INTEGER_COLUMNS, "params_billion")
 INVENTORY_COLUMNS = ["gpu", "count"]
+PER_GPU_KEYS = ("gpus_per_server", "gpu_price", "server_price")  # a number or GPU -> number
+GPU_TYPE_COLUMNS = ["gpu", *PER_GPU_KEYS]
+DEFAULT_ROW = "default"  # the GPU-type row that applies to every type without its own row
+INFRA_SCALARS = (
+    "pue",
+    "power_budget_kw",
+    "rack_slots",
+    "server_power_kw",
+    "electricity_price_per_kwh",
+    "currency",
+)
 MAX_MODELS = 200  # rows of the model table
 EXAMPLE_FILE = "examples/fleet.yaml"  # under the bundled data directory
 SLOT_GAP = 0.1  # width of the gap between two GPU slots in the layout drawing
 
 
 def example_fleet() -> dict[str, Any]:
-    """The bundled example fleet (the dashboard's starting point)."""
-    return yaml.safe_load((data_dir() / EXAMPLE_FILE).read_text())
+    """The bundled example fleet as ``cfgexplorer fleet`` reads it (the page's start)."""
+    from cfgexplorer.fleet import Fleet
+
+    return Fleet.from_file(data_dir() / EXAMPLE_FILE).to_dict()
 
 
 def models_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
@@ -55,6 +71,84 @@ def models_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
         frame[col] = frame[col].fillna(1).astype(int)
     frame["moe"] = frame["moe"].fillna(False).astype(bool)
     return frame.astype(object).where(frame.notna(), None)
+
+
+def inventory_frame(counts: Mapping[str, Any]) -> pd.DataFrame:
+    """The inventory table from a fleet file's ``inventory`` mapping."""
+    return pd.DataFrame(list(counts.items()), columns=INVENTORY_COLUMNS)
+
+
+def gpu_types_frame(infrastructure: Mapping[str, Any]) -> pd.DataFrame:
+    """The per-GPU-type table from a fleet file's infrastructure, the default row first.
+
+    A number in the file (every GPU type) goes in the default row; a mapping
+    GPU name -> number gives one row per GPU type. Empty cells mean: use the
+    default row, and where that is empty too, 8 GPUs per server and no price.
+    """
+    rows: dict[str, dict[str, Any]] = {DEFAULT_ROW: {}}
+    for key in PER_GPU_KEYS:
+        value = infrastructure.get(key)
+        if isinstance(value, Mapping):
+            for gpu, item in value.items():
+                rows.setdefault(str(gpu), {})[key] = item
+        elif value is not None:
+            rows[DEFAULT_ROW][key] = value
+    return gpu_rows_frame([{"gpu": g, **v} for g, v in rows.items()])
+
+
+def gpu_rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A GPU-type table with every column, whole numbers kept whole, empty cells None."""
+    records = [
+        [_number_cell(r.get(c)) if c != "gpu" else r.get(c) for c in GPU_TYPE_COLUMNS] for r in rows
+    ]
+    return pd.DataFrame(records, columns=GPU_TYPE_COLUMNS, dtype=object)
+
+
+def per_gpu_values(frame: pd.DataFrame, gpus_in_use: list[str]) -> dict[str, Any]:
+    """The GPU-type table as a fleet file writes it: a number, or GPU name -> number.
+
+    The default row becomes the single number when no type has its own value,
+    and otherwise fills in the types in use (models, inventory) left without one.
+    """
+    per_type: dict[str, dict[str, Any]] = {k: {} for k in PER_GPU_KEYS}
+    default: dict[str, Any] = {}
+    for row in frame.to_dict("records"):
+        gpu = _clean(row.get("gpu"))
+        if gpu is None:
+            continue
+        for key in PER_GPU_KEYS:
+            value = _number_cell(row.get(key))
+            if value is None:
+                continue
+            if str(gpu).strip().lower() == DEFAULT_ROW:
+                default[key] = value
+            else:
+                per_type[key][str(gpu).strip()] = value
+    out: dict[str, Any] = {}
+    for key in PER_GPU_KEYS:
+        table = per_type[key]
+        if not table:
+            if key in default:
+                out[key] = default[key]
+            continue
+        if key in default:
+            covered = {_canonical_gpu(g) for g in table}
+            for gpu in gpus_in_use:
+                if _canonical_gpu(gpu) not in covered:
+                    table[gpu] = default[key]
+                    covered.add(_canonical_gpu(gpu))
+        out[key] = table
+    return out
+
+
+def _canonical_gpu(name: str) -> str:
+    """The catalog name of a GPU (the name itself when unknown; the plan then says so)."""
+    from cfgexplorer import gpus
+
+    try:
+        return gpus.get_gpu(name).name
+    except UserError:
+        return name
 
 
 def _clean(value: Any) -> Any:
@@ -69,9 +163,27 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _number_cell(value: Any) -> Any:
+    """A table cell meant as a number: text typed into a cell is read as one, 8.0 becomes 8."""
+    value = _clean(value)
+    if isinstance(value, str):
+        try:
+            value = float(value.replace(",", "").strip())
+        except ValueError:
+            return value.strip()  # left as text: the fleet check names the cell
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class FleetPlanner(PageState):
     """GPUs per model, servers by bin packing, power and what to buy, for a fleet of models."""
 
+    fleet_name = param.String(
+        default="fleet",
+        regex=r"^[^\r\n]{0,80}$",
+        doc="Name of the fleet (one line, at most 80 characters), the summary's title.",
+    )
     models = param.DataFrame(
         default=None,
         rows=(1, MAX_MODELS),
@@ -84,7 +196,13 @@ class FleetPlanner(PageState):
         columns=set(INVENTORY_COLUMNS),
         doc="GPUs already owned: one row per GPU type with a count.",
     )
-    gpus_per_server = param.Integer(default=8, bounds=(1, 72), doc="GPUs in one server.")
+    gpu_types = param.DataFrame(
+        default=None,
+        rows=(1, 100),
+        columns=set(GPU_TYPE_COLUMNS),
+        doc="Per GPU type: GPUs per server, GPU price, server price; the 'default' row "
+        "applies to types without a row (empty: 8 GPUs per server, no price).",
+    )
     pue = param.Number(
         default=1.4, bounds=(1.0, 3.0), doc="Power usage effectiveness: facility / IT power."
     )
@@ -100,12 +218,6 @@ class FleetPlanner(PageState):
     electricity_price_per_kwh = param.Number(
         default=0.12, bounds=(0, 10), doc="Price of one kWh, for the annual energy cost."
     )
-    gpu_price = param.Number(
-        default=0.0, bounds=(0, 10_000_000), doc="Price of one GPU; 0 = unknown."
-    )
-    server_price = param.Number(
-        default=0.0, bounds=(0, 10_000_000), doc="Price of one server without GPUs; 0 = unknown."
-    )
     currency = param.Selector(
         default="USD", objects=["USD", "EUR", "GBP", "JPY", "CNY", "INR"], doc="Currency label."
     )
@@ -118,35 +230,24 @@ class FleetPlanner(PageState):
     )
 
     url_params: ClassVar[tuple[str, ...]] = (
+        "fleet_name",
         "models",
         "inventory",
-        "gpus_per_server",
-        "pue",
-        "power_budget_kw",
-        "rack_slots",
-        "server_power_kw",
-        "electricity_price_per_kwh",
-        "gpu_price",
-        "server_price",
-        "currency",
+        "gpu_types",
+        *INFRA_SCALARS,
     )
 
     def __init__(self, **params: Any) -> None:
-        if "models" not in params or "inventory" not in params:
+        if not {"models", "inventory", "gpu_types"} <= set(params):
             example = example_fleet()
-            params.setdefault("models", models_frame(example["models"]))
-            params.setdefault(
-                "inventory",
-                pd.DataFrame(
-                    list((example.get("inventory") or {}).items()), columns=INVENTORY_COLUMNS
-                ),
-            )
             infra = example.get("infrastructure") or {}
-            for key in ("pue", "power_budget_kw", "rack_slots", "electricity_price_per_kwh"):
-                if key in infra:
+            params.setdefault("fleet_name", example.get("name") or "fleet")
+            params.setdefault("models", models_frame(example["models"]))
+            params.setdefault("inventory", inventory_frame(example.get("inventory") or {}))
+            params.setdefault("gpu_types", gpu_types_frame(infra))
+            for key in INFRA_SCALARS:
+                if infra.get(key) is not None:
                     params.setdefault(key, infra[key])
-            if isinstance(infra.get("server_price"), int | float):
-                params.setdefault("server_price", float(infra["server_price"]))
         super().__init__(**params)
         self.param.watch(self._compute, list(self.url_params))
         self._compute()
@@ -158,32 +259,22 @@ class FleetPlanner(PageState):
         for row in self.models.to_dict("records"):
             entry = {k: _clean(v) for k, v in row.items() if k in MODEL_COLUMNS}
             entry = {k: v for k, v in entry.items() if v is not None}
-            for key in INTEGER_COLUMNS:  # a table column with gaps holds floats
-                if isinstance(entry.get(key), float) and entry[key].is_integer():
-                    entry[key] = int(entry[key])
+            for key in NUMBER_COLUMNS:  # a table column with gaps holds floats, typed cells text
+                if key in entry:
+                    entry[key] = _number_cell(entry[key])
             if entry.get("moe") is False and "params_billion" not in entry:
                 entry.pop("moe")
             entries.append(entry)
         inventory = {
-            str(r["gpu"]): int(r["count"])
+            str(r["gpu"]).strip(): _number_cell(r["count"])
             for r in self.inventory.to_dict("records")
             if _clean(r.get("gpu")) and _clean(r.get("count")) is not None
         }
-        infra: dict[str, Any] = {
-            "gpus_per_server": self.gpus_per_server,
-            "pue": self.pue,
-            "power_budget_kw": self.power_budget_kw,
-            "rack_slots": self.rack_slots,
-            "server_power_kw": self.server_power_kw,
-            "electricity_price_per_kwh": self.electricity_price_per_kwh,
-            "currency": self.currency,
-        }
-        if self.gpu_price:
-            infra["gpu_price"] = self.gpu_price
-        if self.server_price:
-            infra["server_price"] = self.server_price
+        in_use = list(dict.fromkeys([str(e["gpu"]) for e in entries if "gpu" in e] + [*inventory]))
+        infra: dict[str, Any] = {k: getattr(self, k) for k in INFRA_SCALARS}
+        infra.update(per_gpu_values(self.gpu_types, in_use))
         return {
-            "name": "dashboard-fleet",
+            "name": self.fleet_name or "fleet",
             "infrastructure": infra,
             "inventory": inventory,
             "models": entries,
@@ -225,10 +316,16 @@ class FleetPlanner(PageState):
 
     # --- links ------------------------------------------------------------------------
     def to_query(self) -> dict[str, str]:
-        """Like the base class, with the two tables as compact JSON."""
+        """Like the base class, with the three tables as compact JSON."""
         query = super().to_query()
-        query["models"] = json.dumps(self.fleet_dict()["models"], separators=(",", ":"))
-        query["inventory"] = json.dumps(self.fleet_dict()["inventory"], separators=(",", ":"))
+        fleet = self.fleet_dict()
+        query["models"] = json.dumps(fleet["models"], separators=(",", ":"))
+        query["inventory"] = json.dumps(fleet["inventory"], separators=(",", ":"))
+        rows = []
+        for row in self.gpu_types.to_dict("records"):
+            cells = {k: _number_cell(v) for k, v in row.items() if k in GPU_TYPE_COLUMNS}
+            rows.append({k: v for k, v in cells.items() if v is not None})
+        query["gpu_types"] = json.dumps(rows, separators=(",", ":"))
         return query
 
     def parse_query_value(self, name: str, text: str) -> Any:
@@ -242,7 +339,14 @@ class FleetPlanner(PageState):
             counts = json.loads(text)
             if not isinstance(counts, dict):
                 raise ValueError("expected a JSON object of GPU counts")
-            return pd.DataFrame(list(counts.items()), columns=INVENTORY_COLUMNS)
+            return inventory_frame(counts)
+        if name == "gpu_types":
+            rows = json.loads(text)
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError("expected a JSON list of GPU types")
+            if not rows:
+                raise ValueError("expected at least one GPU-type row")
+            return gpu_rows_frame(rows)
         return super().parse_query_value(name, text)
 
     # --- derivation -------------------------------------------------------------------

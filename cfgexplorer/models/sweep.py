@@ -19,6 +19,7 @@ import pandas as pd
 import param
 
 from cfgexplorer import benchmarks, explore
+from cfgexplorer.benchmarks.loader import MAX_FILE_BYTES
 from cfgexplorer.errors import UserError
 from cfgexplorer.models.base import PageState
 from cfgexplorer.paths import data_dir
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 ROOT_ENV = "CFGEXPLORER_SWEEP_ROOT"
 MAX_DIRECTORIES = 500  # folders listed under the root; deeper trees are cut here
 MAX_UPLOADS = 50  # files kept per session
+FULL_SIZE_FILES_PER_UPLOAD = 4  # files at the size limit that one upload may carry
+# Bytes; an upload reaches the server as one websocket message holding every file in
+# base64 (4 bytes per 3), so the server must accept a message this large
+# (`cfgexplorer serve --websocket-max-message-size`); the margin covers the message frame.
+UPLOAD_MESSAGE_BYTES = FULL_SIZE_FILES_PER_UPLOAD * 4 * -(-MAX_FILE_BYTES // 3) + 10**7
 ALL = "all"  # the scenario choice that keeps every run
 SCENARIO_SEPARATOR = " | "
 DEFAULT_SCENARIO = ["Model", "GPU", "ISL", "OSL"]
@@ -197,8 +203,20 @@ class SweepExplorer(PageState):
     # --- actions --------------------------------------------------------------------
     def add_upload(self, filename: str, data: bytes) -> None:
         """Import one uploaded file and show the uploads (a bad file goes to ``skipped``)."""
-        result = benchmarks.load_bytes(filename, data)
-        self._uploads = [*self._uploads, result][-MAX_UPLOADS:]
+        self.add_uploads([(filename, data)])
+
+    def add_uploads(self, files: list[tuple[str, bytes]]) -> None:
+        """Import the files of one upload, then show the uploads once.
+
+        A file over the importers' size limit (``MAX_FILE_BYTES``) or one that
+        cannot be read goes to ``skipped`` with its reason, and a note names it;
+        the other files load.
+        """
+        results = [benchmarks.load_bytes(name, data) for name, data in files]
+        self._uploads = [*self._uploads, *results][-MAX_UPLOADS:]
+        for result in results:
+            for label, reason in result.skipped:
+                self.add_note(f"skipped {label}: {reason}")
         if self.source == "upload":
             self._load()
         else:

@@ -17,6 +17,7 @@ from cfgexplorer.views.common import (
     Alert,
     Markdown,
     csv_download,
+    fit_inputs,
     guarded,
     json_download,
     message_alert,
@@ -24,6 +25,11 @@ from cfgexplorer.views.common import (
 )
 
 log = logging.getLogger(__name__)
+
+# Tokens; where the page's max_model_len starts (capped at the model's maximum) unless the
+# link sets one. Full length is what vLLM would use, but it often does not fit on one GPU
+# (Qwen3-32B on an H100), and a red first view explains less than a plan that fits.
+PAGE_MAX_MODEL_LEN = 16384
 
 DEPLOYMENT_INPUTS = [
     "gpu",
@@ -51,7 +57,9 @@ class CapacityView(pn.viewable.Viewer):
     title = "Capacity"
 
     def __init__(self, state: CapacityPlanner | None = None, **params: Any) -> None:
-        super().__init__(state=state or CapacityPlanner(), **params)
+        if state is None:
+            state = CapacityPlanner(preferred_max_model_len=PAGE_MAX_MODEL_LEN)
+        super().__init__(state=state, **params)
         self._layout = self._build()
         self.state.param.watch(self._refresh, ["plan", "smallest", "message"])
         self._refresh()
@@ -86,45 +94,51 @@ class CapacityView(pn.viewable.Viewer):
                 s.use_uploaded_config(upload.filename or "config.json", event.new)
 
         upload.param.watch(guarded(on_upload, s), "value")
-        widgets = pn.Param(
-            s.param,
-            parameters=DEPLOYMENT_INPUTS,
-            show_name=False,
-            width=CONTROL_WIDTH - 10,
-            widgets={
-                "gpu": {"type": pn.widgets.Select, "name": "GPU", "css_classes": ["gpu-select"]},
-                "profile": {"name": "Engine profile"},
-                "tp": {
-                    "type": pn.widgets.Select,
-                    "name": "Tensor parallel (TP)",
-                    "css_classes": ["tp-select"],
+        widgets = fit_inputs(
+            pn.Param(
+                s.param,
+                parameters=DEPLOYMENT_INPUTS,
+                show_name=False,
+                width=CONTROL_WIDTH - 10,
+                widgets={
+                    "gpu": {
+                        "type": pn.widgets.Select,
+                        "name": "GPU",
+                        "css_classes": ["gpu-select"],
+                    },
+                    "profile": {"name": "Engine profile"},
+                    "tp": {
+                        "type": pn.widgets.Select,
+                        "name": "Tensor parallel (TP)",
+                        "css_classes": ["tp-select"],
+                    },
+                    "pp": {"type": pn.widgets.IntInput, "name": "Pipeline parallel (PP)"},
+                    "dp": {"type": pn.widgets.IntInput, "name": "Data parallel (DP)"},
+                    "enable_expert_parallel": {"name": "Expert parallel"},
+                    "max_model_len": {
+                        "type": pn.widgets.IntInput,
+                        "name": "max_model_len (tokens)",
+                        "css_classes": ["mml-input"],
+                    },
+                    "gpu_memory_utilization": {
+                        "type": pn.widgets.FloatSlider,
+                        "name": "gpu_memory_utilization",
+                        "step": 0.01,
+                    },
+                    "dtype": {"name": "dtype"},
+                    "quantization": {"name": "quantization"},
+                    "kv_cache_dtype": {"name": "kv_cache_dtype"},
+                    "block_size": {"name": "block_size"},
+                    "max_num_seqs": {
+                        "type": pn.widgets.IntInput,
+                        "name": "max_num_seqs (0 = default)",
+                    },
+                    "max_num_batched_tokens": {
+                        "type": pn.widgets.IntInput,
+                        "name": "max_num_batched_tokens (0 = default)",
+                    },
                 },
-                "pp": {"type": pn.widgets.IntInput, "name": "Pipeline parallel (PP)"},
-                "dp": {"type": pn.widgets.IntInput, "name": "Data parallel (DP)"},
-                "enable_expert_parallel": {"name": "Expert parallel"},
-                "max_model_len": {
-                    "type": pn.widgets.IntInput,
-                    "name": "max_model_len (tokens)",
-                    "css_classes": ["mml-input"],
-                },
-                "gpu_memory_utilization": {
-                    "type": pn.widgets.FloatSlider,
-                    "name": "gpu_memory_utilization",
-                    "step": 0.01,
-                },
-                "dtype": {"name": "dtype"},
-                "quantization": {"name": "quantization"},
-                "kv_cache_dtype": {"name": "kv_cache_dtype"},
-                "block_size": {"name": "block_size"},
-                "max_num_seqs": {
-                    "type": pn.widgets.IntInput,
-                    "name": "max_num_seqs (0 = default)",
-                },
-                "max_num_batched_tokens": {
-                    "type": pn.widgets.IntInput,
-                    "name": "max_num_batched_tokens (0 = default)",
-                },
-            },
+            )
         )
         return pn.Column(
             "### Model",
@@ -229,6 +243,7 @@ class CapacityView(pn.viewable.Viewer):
             ("Model weights per GPU", f"{mem['weights']:.2f} GiB"),
             ("KV bytes per token per GPU", f"{kv['bytes_per_token']:,} B ({kv['dtype']})"),
             ("Largest max_model_len that fits", f"{fits_len:,}" if fits_len else "none"),
+            ("Model's maximum length", f"{self.state.spec.max_position_embeddings:,} tokens"),
             ("Smallest deployment for one request", small),
         ]
         table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)

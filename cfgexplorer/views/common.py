@@ -16,6 +16,9 @@ import param
 log = logging.getLogger(__name__)
 
 CONTROL_WIDTH = 300  # px; the input column of every page
+# px; an input in that column: its own margins and those of a pn.Param box around it must
+# fit, or the page's right-hand panel covers dropdown arrows and number spinners.
+INPUT_WIDTH = CONTROL_WIDTH - 40
 
 # Text that users supply (model ids, link values, uploaded file names) reaches the panes
 # below: markdown-it renders it as text, never as HTML.
@@ -130,3 +133,11 @@ def guarded(fn: Callable[..., Any], alert_target: param.Parameterized) -> Callab
             return None
 
     return wrapper
+
+
+def fit_inputs(pane: pn.Param) -> pn.Param:
+    """Give every widget of a pn.Param box the input width, so none sticks out of the column."""
+    for widget in pane.layout.objects:
+        if isinstance(widget, pn.widgets.Widget):
+            widget.width = INPUT_WIDTH
+    return pane

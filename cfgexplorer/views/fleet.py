@@ -9,8 +9,10 @@ from typing import Any
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models.widgets.tables import IntEditor, NumberEditor
 
 from cfgexplorer.models import FleetPlanner
+from cfgexplorer.models.fleet import DEFAULT_ROW
 from cfgexplorer.views import plots
 from cfgexplorer.views.common import (
     CONTROL_WIDTH,
@@ -24,17 +26,21 @@ from cfgexplorer.views.common import (
 
 log = logging.getLogger(__name__)
 
-INFRA_INPUTS = [
-    "gpus_per_server",
-    "pue",
-    "power_budget_kw",
-    "rack_slots",
-    "server_power_kw",
-    "electricity_price_per_kwh",
-    "gpu_price",
-    "server_price",
-    "currency",
-]
+# Labels and units of the infrastructure inputs (number inputs, not sliders: the ranges
+# are wide and the values are typed from a quote or a datasheet).
+INFRA_WIDGETS = {
+    "pue": ("PUE (facility / IT power)", pn.widgets.FloatInput, {"step": 0.05}),
+    "power_budget_kw": ("Power budget (kW, 0 = none)", pn.widgets.FloatInput, {"step": 10}),
+    "rack_slots": ("Rack slots (servers, 0 = no limit)", pn.widgets.IntInput, {"step": 1}),
+    "server_power_kw": ("Non-GPU power per server (kW)", pn.widgets.FloatInput, {"step": 0.1}),
+    "electricity_price_per_kwh": ("Electricity price", pn.widgets.FloatInput, {"step": 0.01}),
+}
+GPU_TYPE_TITLES = {
+    "gpu": "GPU type",
+    "gpus_per_server": "GPUs per server",
+    "gpu_price": "GPU price",
+    "server_price": "Server price (no GPUs)",
+}
 
 
 class FleetView(pn.viewable.Viewer):
@@ -54,7 +60,7 @@ class FleetView(pn.viewable.Viewer):
     def _build(self) -> pn.viewable.Viewable:
         s = self.state
         models = pn.widgets.Tabulator.from_param(
-            s.param.models, show_index=False, sizing_mode="stretch_width", height=230
+            s.param.models, show_index=False, sizing_mode="stretch_width", height=290
         )
         add = pn.widgets.Button(name="Add a model", width=140)
         remove = pn.widgets.Button(name="Remove selected", width=140)
@@ -74,19 +80,72 @@ class FleetView(pn.viewable.Viewer):
         inventory = pn.widgets.Tabulator.from_param(
             s.param.inventory, show_index=False, width=CONTROL_WIDTH - 20, height=140
         )
-        add_gpu = pn.widgets.Button(name="Add a GPU type", width=CONTROL_WIDTH - 20)
+        add_gpu = pn.widgets.Button(name="Add owned GPUs", width=CONTROL_WIDTH - 20)
 
         def add_inventory(_event: Any) -> None:
             row = pd.DataFrame([{"gpu": "H100", "count": 0}])
             s.inventory = pd.concat([s.inventory, row], ignore_index=True)
 
         add_gpu.on_click(add_inventory)
-        infra = pn.Param(
-            s.param, parameters=INFRA_INPUTS, show_name=False, width=CONTROL_WIDTH - 10
+        width = CONTROL_WIDTH - 20
+        infra = []
+        for name, (label, widget, options) in INFRA_WIDGETS.items():
+            infra.append(widget.from_param(s.param[name], name=label, width=width, **options))
+        currency = pn.widgets.Select.from_param(s.param.currency, name="Currency", width=width)
+        electricity = infra[-1]
+
+        def electricity_label(*_events: Any) -> None:
+            electricity.name = f"Electricity price ({s.currency}/kWh)"
+
+        s.param.watch(electricity_label, ["currency"])
+        electricity_label()
+        fleet_name = pn.widgets.TextInput.from_param(
+            s.param.fleet_name, name="Fleet name", width=width
         )
         controls = pn.Column(
-            "### GPUs owned", inventory, add_gpu, "### Infrastructure", infra, width=CONTROL_WIDTH
+            "### GPUs owned",
+            inventory,
+            add_gpu,
+            "### Infrastructure",
+            fleet_name,
+            *infra,
+            currency,
+            width=CONTROL_WIDTH,
+            css_classes=["fleet-controls"],
         )
+
+        gpu_types = pn.widgets.Tabulator.from_param(
+            s.param.gpu_types,
+            show_index=False,
+            titles=GPU_TYPE_TITLES,
+            editors={
+                "gpus_per_server": IntEditor(),
+                "gpu_price": NumberEditor(),
+                "server_price": NumberEditor(),
+            },
+            sizing_mode="stretch_width",
+            css_classes=["gpu-types"],
+        )
+        add_type = pn.widgets.Button(name="Add a GPU type", width=140)
+        remove_type = pn.widgets.Button(name="Remove selected", width=140)
+
+        def add_type_row(_event: Any) -> None:
+            listed = {str(g).strip() for g in s.gpu_types["gpu"]}
+            used = [str(g) for g in s.models["gpu"] if g is not None and str(g) not in listed]
+            row = pd.DataFrame([{"gpu": used[0] if used else "H100"}])
+            s.gpu_types = pd.concat([s.gpu_types, row], ignore_index=True).astype(object)
+
+        def remove_type_rows(_event: Any) -> None:
+            keep = [
+                i
+                for i in range(len(s.gpu_types))
+                if i not in gpu_types.selection or s.gpu_types.iloc[i]["gpu"] == DEFAULT_ROW
+            ]
+            if len(keep) < len(s.gpu_types):
+                s.gpu_types = s.gpu_types.iloc[keep].reset_index(drop=True)
+
+        add_type.on_click(add_type_row)
+        remove_type.on_click(remove_type_rows)
 
         def totals(plan: Any) -> str:
             if plan is None:
@@ -105,9 +164,9 @@ class FleetView(pn.viewable.Viewer):
                 ),
                 (
                     "Annual energy",
-                    f"{t['annual_energy_kwh']:,} kWh, {t['annual_energy_cost']} {cur}",
+                    f"{t['annual_energy_kwh']:,} kWh, {_money(t['annual_energy_cost'], cur)}",
                 ),
-                ("Capital cost", f"{t['capital_cost']} {cur}"),
+                ("Capital cost", _money(t["capital_cost"], cur)),
                 (
                     "Power / rack headroom",
                     f"{t['power_headroom_kw']} kW / {t['rack_slots_headroom']} servers",
@@ -141,7 +200,7 @@ class FleetView(pn.viewable.Viewer):
         def summary_download() -> io.StringIO:
             return io.StringIO(s.summary_text())
 
-        downloads = pn.Row(
+        downloads = pn.FlexBox(
             csv_download(
                 lambda: s.tables()["procurement"], "fleet-procurement.csv", "Procurement (CSV)"
             ),
@@ -161,6 +220,15 @@ class FleetView(pn.viewable.Viewer):
             Markdown("### Models (edit the cells)", css_classes=["fleet-page"]),
             models,
             pn.Row(add, remove),
+            Markdown(
+                "### Servers and prices per GPU type\n"
+                "The *default* row applies to every GPU type without its own row; "
+                "an empty cell uses the default row (empty there too: 8 GPUs per server, "
+                "no price).",
+                sizing_mode="stretch_width",
+            ),
+            gpu_types,
+            pn.Row(add_type, remove_type),
             pn.panel(pn.bind(warnings, s.param.plan)),
             Markdown(pn.bind(totals, s.param.plan), css_classes=["fleet-totals"]),
             pn.panel(pn.bind(drawing, s.param.plan), loading_indicator=True),
@@ -181,3 +249,10 @@ class FleetView(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         return pn.Row(controls, main, sizing_mode="stretch_width")
+
+
+def _money(value: Any, currency: str) -> str:
+    """An amount with thousands separators, or 'unknown' when there is no price."""
+    if value is None:
+        return "unknown (no price given)"
+    return f"{value:,.0f} {currency}"

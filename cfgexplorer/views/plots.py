@@ -63,6 +63,8 @@ def concurrency_curve(curve: pd.DataFrame | None) -> hv.Curve:
     )
     return hv.Curve(frame, "max_model_len", ["max_concurrency", "kv_tokens"]).opts(
         logx=True,
+        xticks=length_ticks(list(frame["max_model_len"])) or None,
+        padding=0.05,  # room for the label of the largest length at the right edge
         line_width=2,
         color="#55A868",
         tools=["hover"],
@@ -75,6 +77,34 @@ def concurrency_curve(curve: pd.DataFrame | None) -> hv.Curve:
         toolbar="above",
         framewise=True,
     )
+
+
+MIN_TICK_RATIO = 1.2  # neighbouring ticks of a log axis closer than this would overlap
+
+
+def length_ticks(lengths: list[int]) -> list[tuple[int, str]]:
+    """Readable ticks for a log axis of token counts: powers of two and the largest length.
+
+    Labels use vLLM's own shorthand (``32K`` = 32768 tokens, as ``--max-model-len``
+    reads it); a length closer than MIN_TICK_RATIO to a kept tick gets none.
+    """
+    values = sorted({int(v) for v in lengths if v and v > 0})
+    if not values:
+        return []
+    wanted = [v for v in values if v & (v - 1) == 0]
+    if values[-1] not in wanted:
+        wanted = [v for v in wanted if values[-1] / v >= MIN_TICK_RATIO] + [values[-1]]
+    ticks: list[int] = []
+    for v in wanted:
+        if not ticks or v / ticks[-1] >= MIN_TICK_RATIO:
+            ticks.append(v)
+    return [(v, _tokens_label(v)) for v in ticks]
+
+
+def _tokens_label(tokens: int) -> str:
+    if tokens >= 1024 and tokens % 1024 == 0:
+        return f"{tokens // 1024}K"
+    return f"{tokens:,}"
 
 
 def pareto_plot(

@@ -17,6 +17,7 @@ from cfgexplorer.views.common import (
     Alert,
     Markdown,
     csv_download,
+    fit_inputs,
     guarded,
     json_download,
     message_alert,
@@ -82,23 +83,28 @@ class RecommendView(pn.viewable.Viewer):
             s.custom_costs = [t.strip() for t in event.new.split(",") if t.strip()]
 
         costs.param.watch(guarded(costs_from_text, s), "value")
-        widgets = pn.Param(
-            s.param,
-            parameters=WORKLOAD_INPUTS,
-            show_name=False,
-            width=CONTROL_WIDTH - 10,
-            widgets={
-                "input_len": {"type": pn.widgets.IntInput, "name": "Input tokens"},
-                "output_len": {"type": pn.widgets.IntInput, "name": "Output tokens"},
-                "max_gpus": {"type": pn.widgets.IntInput, "name": "Max GPUs per deployment"},
-                "max_ttft_ms": {"type": pn.widgets.FloatInput, "name": "TTFT SLO (ms, 0 = none)"},
-                "max_itl_ms": {"type": pn.widgets.FloatInput, "name": "ITL SLO (ms, 0 = none)"},
-                "max_e2e_s": {"type": pn.widgets.FloatInput, "name": "E2E SLO (s, 0 = none)"},
-                "target_rps": {
-                    "type": pn.widgets.FloatInput,
-                    "name": "Target requests/s (0 = none)",
+        widgets = fit_inputs(
+            pn.Param(
+                s.param,
+                parameters=WORKLOAD_INPUTS,
+                show_name=False,
+                width=CONTROL_WIDTH - 10,
+                widgets={
+                    "input_len": {"type": pn.widgets.IntInput, "name": "Input tokens"},
+                    "output_len": {"type": pn.widgets.IntInput, "name": "Output tokens"},
+                    "max_gpus": {"type": pn.widgets.IntInput, "name": "Max GPUs per deployment"},
+                    "max_ttft_ms": {
+                        "type": pn.widgets.FloatInput,
+                        "name": "TTFT SLO (ms, 0 = none)",
+                    },
+                    "max_itl_ms": {"type": pn.widgets.FloatInput, "name": "ITL SLO (ms, 0 = none)"},
+                    "max_e2e_s": {"type": pn.widgets.FloatInput, "name": "E2E SLO (s, 0 = none)"},
+                    "target_rps": {
+                        "type": pn.widgets.FloatInput,
+                        "name": "Target requests/s (0 = none)",
+                    },
                 },
-            },
+            )
         )
         gpu_list = pn.widgets.MultiChoice.from_param(
             s.param.gpu_list, name="GPU types (empty = all)", width=width

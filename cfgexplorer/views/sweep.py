@@ -9,7 +9,7 @@ import panel as pn
 import param
 
 from cfgexplorer.models import SweepExplorer
-from cfgexplorer.models.sweep import ALL
+from cfgexplorer.models.sweep import ALL, FULL_SIZE_FILES_PER_UPLOAD, MAX_FILE_BYTES
 from cfgexplorer.views import plots
 from cfgexplorer.views.common import (
     CONTROL_WIDTH,
@@ -73,9 +73,16 @@ class SweepView(pn.viewable.Viewer):
         def on_upload(event: Any) -> None:
             values = event.new if isinstance(event.new, list) else [event.new]
             names = upload.filename if isinstance(upload.filename, list) else [upload.filename]
-            for name, data in zip(names, values, strict=False):
-                if data:
-                    s.add_upload(name or "upload.json", data)
+            files = [
+                (name or "upload.json", data)
+                for name, data in zip(names, values, strict=False)
+                if data
+            ]
+            if not files:
+                return
+            s.add_uploads(files)
+            # The widget and its browser model still hold every file; let them go.
+            upload.clear()
 
         upload.param.watch(guarded(on_upload, s), "value")
         clear = pn.widgets.Button(name="Forget uploads", width=width)
@@ -105,7 +112,12 @@ class SweepView(pn.viewable.Viewer):
             "### Results",
             source,
             directory,
-            Markdown("Upload result files (llm-d, vLLM, GuideLLM):", margin=(0, 10)),
+            Markdown(
+                f"Upload result files (llm-d, vLLM, GuideLLM), up to "
+                f"{MAX_FILE_BYTES // 10**6} MB each (larger files are skipped) and "
+                f"about {FULL_SIZE_FILES_PER_UPLOAD * MAX_FILE_BYTES // 10**6} MB in one upload:",
+                margin=(0, 10),
+            ),
             upload,
             clear,
             "### Question",

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from cfgexplorer import gpus, load_model, memory
+from cfgexplorer.benchmarks.loader import MAX_FILE_BYTES
+from cfgexplorer.views.capacity import PAGE_MAX_MODEL_LEN
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +35,7 @@ def kv_tokens(pg) -> int:
 
 def core_tokens(tp: int) -> int:
     spec = load_model("Qwen/Qwen3-32B")
-    dep = memory.Deployment(tp=tp, max_model_len=40960, gpu_memory_utilization=0.9)
+    dep = memory.Deployment(tp=tp, max_model_len=PAGE_MAX_MODEL_LEN, gpu_memory_utilization=0.9)
     return memory.plan(spec, gpus.get_gpu("H100"), dep).kv_tokens
 
 
@@ -46,6 +48,8 @@ def test_capacity_page_renders_and_follows_tp(server, page, tmp_path, screenshot
     page.goto(server.app())
     wait_for_capacity(page)
 
+    assert page.locator(".mml-input input").input_value() == str(PAGE_MAX_MODEL_LEN)
+    page.wait_for_selector(".verdict >> text=Fits", timeout=TIMEOUT_MS)
     assert kv_tokens(page) == core_tokens(1)
     page.locator(".tp-select select").select_option("2")
     expected = core_tokens(2)
@@ -53,7 +57,7 @@ def test_capacity_page_renders_and_follows_tp(server, page, tmp_path, screenshot
     while kv_tokens(page) != expected and time.monotonic() < deadline:
         time.sleep(0.1)
     assert kv_tokens(page) == expected
-    assert "tp=2" in page.url
+    page.wait_for_url(re.compile(r"[?&]tp=2(&|$)"), timeout=TIMEOUT_MS)  # follows the input
     page.wait_for_timeout(500)
     screenshot(page, tmp_path, "capacity")
 
@@ -88,6 +92,45 @@ def test_sweep_upload_draws_the_pareto_plot(server, page, tmp_path, screenshot):
     screenshot(page, tmp_path, "sweep-upload")
 
 
+def test_oversized_file_is_skipped_and_the_rest_of_the_upload_loads(server, page, tmp_path):
+    big = tmp_path / "huge.json"
+    with big.open("wb") as out:  # 53 MB: over the importers' limit and Bokeh's default 20 MB
+        out.write(b"[")
+        out.write(b" " * (MAX_FILE_BYTES + 3 * 10**6))
+        out.write(b"]")
+    page.goto(server.app("?page=sweep"))
+    page.wait_for_selector(".sweep-summary >> text=runs", timeout=TIMEOUT_MS)
+
+    page.locator(".sweep-upload input[type=file]").set_input_files([str(big), str(SAMPLE)])
+
+    page.wait_for_selector(".sweep-summary >> text=1 runs", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".sweep-summary >> text=1 files skipped", timeout=TIMEOUT_MS)
+    note = page.locator(".notes >> text=skipped huge.json").first
+    note.wait_for(timeout=TIMEOUT_MS)
+    assert "file is 53 MB, over the 50 MB limit" in note.inner_text()
+    # The session survived: an input change still reaches the server and comes back.
+    page.locator(".page-nav button", has_text="Fleet").click()
+    page.wait_for_selector(".fleet-page", timeout=TIMEOUT_MS)
+    assert "lost" not in page.content().lower()
+
+
+def test_no_input_of_the_capacity_page_is_covered_by_the_results(server, page, tmp_path):
+    page.goto(server.app())
+    wait_for_capacity(page)
+    page.wait_for_timeout(500)  # layout settles
+
+    column = page.locator(".capacity-controls").first.bounding_box()
+    results = page.locator(".kv-summary").first.bounding_box()
+    inputs = page.locator(".capacity-controls select, .capacity-controls input")
+    assert inputs.count() > 10
+    for i in range(inputs.count()):
+        box = inputs.nth(i).bounding_box()
+        if box is None or box["width"] == 0:  # a hidden file input
+            continue
+        assert box["x"] + box["width"] <= results["x"], (i, box, results)
+        assert box["x"] + box["width"] <= column["x"] + column["width"] + 1, (i, box, column)
+
+
 def test_shared_link_reopens_the_same_inputs(server, page, tmp_path, screenshot):
     link = server.app("?page=capacity&gpu=A100-SXM-80GB&tp=4&max_model_len=16000&dtype=bogus")
 
@@ -104,6 +147,16 @@ def test_shared_link_reopens_the_same_inputs(server, page, tmp_path, screenshot)
     assert "tp=4" in page.url
     assert "hf_token" not in page.url
     screenshot(page, tmp_path, "shared-link")
+
+
+def test_misspelt_link_key_is_named_in_a_note(server, page):
+    page.goto(server.app("?page=capacity&gpu_mem_util=7&slos=P90_TTFT_ms<=1000"))
+    wait_for_capacity(page)
+
+    note = page.locator(".notes >> text=gpu_mem_util").first
+    note.wait_for(timeout=TIMEOUT_MS)
+    assert "gpu_memory_utilization" in note.inner_text()
+    assert "slos" not in note.inner_text()  # the sweep page's key
 
 
 def test_link_values_are_shown_as_text_never_run_as_html(server, page):
