@@ -78,6 +78,21 @@ def load_model(ref: str, token: str | None = None, revision: str | None = None) 
     return load_hub(text, token=token, revision=revision)
 
 
+def load_shared_model(ref: str, token: str | None = None) -> ModelSpec:
+    """Like :func:`load_model` for a shared server: catalog and Hub ids only, never a path.
+
+    A dashboard takes model references from links anyone can craft; reading the server's
+    own files for them would be wrong, so local configs come in by upload instead.
+    """
+    text = str(ref or "").strip()
+    if text and (_looks_like_path(text) or Path(text).expanduser().exists()):
+        raise UnknownModelError(
+            f"{text[:80]!r} looks like a path on the server, which the dashboard does not "
+            "read; use a catalog or Hub id, or upload the config.json"
+        )
+    return load_model(text, token=token)
+
+
 def _looks_like_path(text: str) -> bool:
     return (
         text.startswith((".", "/", "~"))

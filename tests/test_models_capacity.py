@@ -250,3 +250,27 @@ def test_each_planner_has_its_own_state():
     a.tp = 2
     assert b.tp == 1
     assert a.param.tp.objects != b.param.tp.objects or a.spec is not b.spec
+
+
+def test_dashboard_state_never_reads_a_server_path_unless_a_script_asks(tmp_path):
+    import json as _json
+
+    from cfgexplorer.models import CapacityPlanner
+
+    config = {
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 256,
+        "intermediate_size": 512,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 1000,
+        "max_position_embeddings": 4096,
+    }
+    (tmp_path / "config.json").write_text(_json.dumps(config))
+    shared = CapacityPlanner(model=str(tmp_path), gpu="H100")
+    assert "path on the server" in shared.message or "path on the server" in " ".join(shared.notes)
+    script = CapacityPlanner(model=str(tmp_path), gpu="H100", allow_local_paths=True)
+    assert script.spec is not None
+    assert script.spec.hidden_size == 256

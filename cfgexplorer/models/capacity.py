@@ -94,6 +94,11 @@ class CapacityPlanner(PageState):
         precedence=-1,
         doc="Hugging Face token for gated Hub models; never logged nor put in the URL.",
     )
+    allow_local_paths = param.Boolean(
+        default=False,
+        precedence=-1,
+        doc="Let model be a path on this machine (scripts); the dashboard never allows it.",
+    )
     gpu = param.Selector(
         default=DEFAULT_GPU,
         objects=[DEFAULT_GPU],
@@ -384,10 +389,14 @@ class CapacityPlanner(PageState):
                     f"{ref[len(UPLOAD_PREFIX) :]} was uploaded in another session; upload it again"
                 )
             return self._uploads[ref]
-        from cfgexplorer import load_model
+        from cfgexplorer.sources import load_shared_model
 
         # The token goes to the Hub client only; it is never logged.
-        return load_model(ref, token=self.hf_token or None)
+        if self.allow_local_paths:
+            from cfgexplorer import load_model
+
+            return load_model(ref, token=self.hf_token or None)
+        return load_shared_model(ref, token=self.hf_token or None)
 
     def _load_model(self) -> None:
         """Resolve the model, then make the TP choices and length bound follow it."""

@@ -67,6 +67,11 @@ class GPURecommender(PageState):
         precedence=-1,
         doc="Hugging Face token for gated Hub models; never logged nor put in the URL.",
     )
+    allow_local_paths = param.Boolean(
+        default=False,
+        precedence=-1,
+        doc="Let model be a path on this machine (scripts); the dashboard never allows it.",
+    )
     input_len = param.Integer(default=1000, bounds=(1, 1_000_000), doc="Prompt tokens per request.")
     output_len = param.Integer(default=200, bounds=(1, 1_000_000), doc="Output tokens per request.")
     max_gpus = param.Integer(default=8, bounds=(1, 64), doc="Most GPUs in one deployment.")
@@ -203,12 +208,13 @@ class GPURecommender(PageState):
         return rec.to_dict()["provenance"] if rec is not None else {}
 
     def _compute(self, *_events: Any) -> None:
-        from cfgexplorer import load_model
         from cfgexplorer.recommend import recommend
+        from cfgexplorer.sources import load_model, load_shared_model
 
         try:
             req = self.request()
-            spec = load_model(str(self.model), token=self.hf_token or None)
+            load = load_model if self.allow_local_paths else load_shared_model
+            spec = load(str(self.model), token=self.hf_token or None)
             from dataclasses import replace
 
             rec = recommend(replace(req, spec=spec))
