@@ -44,9 +44,19 @@ log = logging.getLogger(__name__)
 # Per-replica concurrency levels tried below the KV limit (the limit itself is added).
 CONCURRENCY_LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 DEFAULT_MAX_GPUS = 8
-# Replica counts tried above the first guess when sizing for a request rate (each adds one
-# replica; the guess from the best SLO-meeting point is rarely more than one short).
+# Most GPUs one deployment may span in the search: 128 eight-GPU servers. Larger limits only
+# add data-parallel copies of configurations already searched, at a cost in search time.
+MAX_GPUS_LIMIT = 1024  # GPUs
+# Sizing for a request rate bisects the per-replica rate that still meets every SLO, to this
+# relative precision, after bracketing it by doubling or halving at most this many times.
+SIZING_RATE_PRECISION = 1e-3  # dimensionless
+SIZING_BRACKET_STEPS = 40  # halvings or doublings
+# Replica counts tried above ceil(target / best rate) should the model not be monotone in the
+# rate (it is in practice, so the first count is the answer).
 SIZING_EXTRA_REPLICAS = 8  # replicas
+
+# The CLI flag of each SLO, for messages.
+_SLO_FLAGS = {"ttft_ms": "--max-ttft", "itl_ms": "--max-itl", "e2e_s": "--max-latency"}
 
 SLO_NOTE = (
     "latency SLOs (TTFT, ITL, E2E) are checked against the upper edge of each estimate's "
@@ -191,6 +201,20 @@ class GPUResult:
     points: tuple[Point, ...]
     rejected_configs: dict[str, str]
 
+    @property
+    def cheapest_per_token(self) -> Point:
+        """The SLO-meeting point with the fewest GPUs per output token/s (lowest cost per token).
+
+        Every SLO-meeting point of this GPU type is considered, not only the
+        highest-throughput one: a small deployment at a higher load often costs less per
+        token than the largest one.
+        """
+        ok = [p for p in self.points if p.meets_slo] or [self.best_throughput]
+        return min(
+            ok,
+            key=lambda p: (p.num_gpus / p.output_tok_s if p.output_tok_s else math.inf, p.num_gpus),
+        )
+
     def cost_of(self, point: Point) -> dict[str, float | None]:
         """Cost per hour of a deployment and cost per million output tokens."""
         if self.cost_per_gpu_hour is None:
@@ -217,7 +241,16 @@ class GPUResult:
                 "cheapest_deployment": {
                     "num_gpus": self.cheapest.num_gpus,
                     "tp": self.cheapest.tp,
+                    "replicas": self.cheapest.replicas,
+                    "concurrency": _num(self.cheapest.concurrency),
                     **self.cost_of(self.cheapest),
+                },
+                "lowest_cost_per_million_tokens": {
+                    "num_gpus": self.cheapest_per_token.num_gpus,
+                    "tp": self.cheapest_per_token.tp,
+                    "replicas": self.cheapest_per_token.replicas,
+                    "concurrency": _num(self.cheapest_per_token.concurrency),
+                    **self.cost_of(self.cheapest_per_token),
                 },
             },
             "memory": self.memory,
@@ -263,6 +296,7 @@ class Recommendation:
                 "gpu": r.gpu,
                 "num_gpus": p.num_gpus,
                 "tp": p.tp,
+                "replicas": p.replicas,
                 "concurrency": _num(p.concurrency),
                 "metric": metric,
                 "value": value,
@@ -303,12 +337,19 @@ class Recommendation:
         else:
             out["lowest_cost"] = None
         if costed:
-            r = min(costed, key=lambda r: r.cost_of(r.best_throughput)["per_million_output_tokens"])
+            # Over every SLO-meeting point of every GPU type, not each type's fastest point.
+            r = min(
+                costed,
+                key=lambda r: (
+                    r.cost_of(r.cheapest_per_token)["per_million_output_tokens"] or math.inf
+                ),
+            )
+            point = r.cheapest_per_token
             out["lowest_cost_per_million_tokens"] = entry(
                 r,
-                r.best_throughput,
+                point,
                 "cost_per_million_output_tokens",
-                r.cost_of(r.best_throughput)["per_million_output_tokens"],
+                r.cost_of(point)["per_million_output_tokens"],
             )
         else:
             out["lowest_cost_per_million_tokens"] = None
@@ -365,18 +406,25 @@ def validate_request(req: RecommendRequest) -> None:
         For non-positive lengths, limits, SLOs, targets or concurrencies.
     """
     validate_lengths(req.input_len, req.output_len)
-    if not isinstance(req.max_gpus, int) or req.max_gpus < 1:
-        raise InvalidDeploymentError(f"--max-gpus must be a whole number >= 1, got {req.max_gpus}")
+    if not isinstance(req.max_gpus, int) or not 1 <= req.max_gpus <= MAX_GPUS_LIMIT:
+        raise InvalidDeploymentError(
+            f"--max-gpus must be a whole number from 1 to {MAX_GPUS_LIMIT}, got {req.max_gpus}"
+        )
     for name, value in req.max_gpus_per_type.items():
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or not 1 <= value <= MAX_GPUS_LIMIT:
             raise InvalidDeploymentError(
-                f"GPU limit for {name} must be a whole number >= 1, got {value!r}"
+                f"GPU limit for {name} must be a whole number from 1 to {MAX_GPUS_LIMIT}, "
+                f"got {value!r}"
             )
     for name, value in req.slos().items():
-        if not value > 0:
-            raise InvalidDeploymentError(f"SLO {name} must be more than 0, got {value:g}")
-    if req.target_rps is not None and not req.target_rps > 0:
-        raise InvalidDeploymentError(f"--target-rps must be more than 0, got {req.target_rps:g}")
+        if not (value > 0 and math.isfinite(value)):
+            raise InvalidDeploymentError(
+                f"{_SLO_FLAGS[name]} must be a finite number more than 0, got {value:g}"
+            )
+    if req.target_rps is not None and not (req.target_rps > 0 and math.isfinite(req.target_rps)):
+        raise InvalidDeploymentError(
+            f"--target-rps must be a finite number more than 0, got {req.target_rps:g}"
+        )
     if req.target_concurrency is not None and req.target_concurrency < 1:
         raise InvalidDeploymentError(
             f"--target-concurrency must be >= 1, got {req.target_concurrency}"
@@ -393,7 +441,7 @@ def validate_request(req: RecommendRequest) -> None:
     if req.request_rate is not None:
         if not req.request_rate > 0 or not math.isfinite(req.request_rate):
             raise InvalidDeploymentError(
-                f"--request-rate must be more than 0, got {req.request_rate:g}"
+                f"--request-rate must be a finite number more than 0, got {req.request_rate:g}"
             )
         if req.concurrency:
             raise InvalidDeploymentError("give --request-rate or --concurrency, not both")
@@ -403,6 +451,10 @@ def validate_request(req: RecommendRequest) -> None:
             "--target-concurrency with --arrivals synchronized, or --arrivals random"
         )
     get_engine(req.engine)
+    if req.engine_profile is not None:
+        from cfgexplorer.memory import get_profile
+
+        get_profile(req.engine_profile)  # an unknown name is one sentence, before any search
 
 
 def recommend(req: RecommendRequest, estimator: Estimator | None = None) -> Recommendation:
@@ -496,7 +548,7 @@ def _search_gpu(
     if req.tp is not None:
         tps = [t for t in tps if t == req.tp]
         if not tps:
-            return f"--tp {req.tp} is not possible with at most {limit} GPUs of this type"
+            return _tp_unusable(req.tp, spec, counts, per_server)
     rejected: dict[str, str] = {}
     valid = []
     for tp in tps:
@@ -575,10 +627,11 @@ def _search_gpu(
                 meets = e.feasible and not violations
                 points.append(Point(e, n, replicas, meets, violations))
     if not per_tp_estimates:
-        smallest = min(valid)
+        # The largest TP tried needs the least memory per GPU: its shortfall is the one to quote.
+        largest = max(valid)
         return (
-            f"does not fit at any TP up to {max(valid)} with {limit} GPUs: "
-            f"{rejected.get(f'tp={smallest}', 'no memory for the KV cache')}"
+            f"does not fit at any TP up to {largest} with {limit} GPUs: at tp={largest}, "
+            f"{rejected.get(f'tp={largest}', 'no memory for the KV cache')}"
         )
 
     singles = [p for p in points if p.replicas == 1 and p.estimate.concurrency == 1]
@@ -591,16 +644,7 @@ def _search_gpu(
         ]
     ok = [p for p in points if p.meets_slo]
     if not ok:
-        fastest = min(singles, key=lambda p: p.estimate.e2e_s)
-        detail = "; ".join(check_slos(fastest.estimate, slos)) or "no feasible point"
-        where = (
-            f"at {req.request_rate:g} req/s"
-            if req.request_rate is not None
-            else "even at concurrency 1"
-        )
-        return (
-            f"SLO unmeetable {where} (best: {fastest.num_gpus} GPU(s), tp={fastest.tp}): {detail}"
-        )
+        return _no_point_reason(req, singles, points, slos)
     ok_singles = [p for p in singles if p.meets_slo] or singles
     best_latency = min(ok_singles, key=lambda p: (p.estimate.e2e_s, p.num_gpus))
     # Rounded: open-loop points at one rate tie on throughput up to the solver's precision.
@@ -611,6 +655,53 @@ def _search_gpu(
     else:
         sizing = _sizing(req, ok)
     return best_latency, best_tp, cheapest, points, memory, rejected, sizing
+
+
+def _tp_unusable(tp: int, spec: ModelSpec, counts: list[int], per_server: int) -> str:
+    """Why ``--tp`` rules out this GPU type: the model's shapes, the server size or the counts."""
+    from cfgexplorer.memory import tp_rejection
+
+    reason = tp_rejection(spec, tp)
+    if reason:
+        return f"--tp {tp} is not valid for this model: {reason}"
+    if tp > per_server:
+        return (
+            f"--tp {tp} is more than the {per_server} GPUs of one server of this type "
+            "(a TP group does not span servers)"
+        )
+    tried = ", ".join(str(n) for n in counts)
+    return (
+        f"--tp {tp} divides none of the GPU counts searched ({tried}); "
+        f"raise --max-gpus to a multiple of {tp}"
+    )
+
+
+def _no_point_reason(
+    req: RecommendRequest,
+    singles: list[Point],
+    points: list[Point],
+    slos: Mapping[str, float],
+) -> str:
+    """Why no point qualifies: every load infeasible (KV cache, saturation) or the SLOs."""
+    if req.request_rate is not None:
+        load = f"at {req.request_rate:g} req/s"
+    elif req.concurrency:
+        load = f"at concurrency {', '.join(str(c) for c in req.concurrency)}"
+    else:
+        load = "even at concurrency 1"
+    feasible = [p for p in points if p.estimate.feasible]
+    if not feasible:
+        # No SLO is to blame: the load itself cannot be carried (KV cache or saturation).
+        best = min(points or singles, key=lambda p: (-p.num_gpus, p.estimate.concurrency))
+        why = best.estimate.infeasible_reason or "the load cannot be carried"
+        return (
+            f"no feasible point {load} (largest deployment: {best.num_gpus} GPU(s), "
+            f"tp={best.tp}): {why}"
+        )
+    pool = [p for p in singles if p.estimate.feasible] or feasible
+    fastest = min(pool, key=lambda p: p.estimate.e2e_s)
+    detail = "; ".join(check_slos(fastest.estimate, slos))
+    return f"SLO unmeetable {load} (best: {fastest.num_gpus} GPU(s), tp={fastest.tp}): {detail}"
 
 
 def _levels(req: RecommendRequest, tp: int, counts: list[int], kv_limit: float) -> list[float]:
@@ -644,12 +735,12 @@ def _sizing_at_rate(
     est: Estimator,
     slos: Mapping[str, float],
 ) -> dict[str, Any] | None:
-    """Replicas and GPUs that carry ``target_rps`` of random traffic within the SLOs.
+    """The fewest replicas and GPUs that carry ``target_rps`` of random traffic within the SLOs.
 
-    Each replica gets ``target_rps / replicas`` requests per second and its
-    concurrency follows from Little's law; the first guess comes from the
-    highest request rate an SLO-meeting point sustains, then replicas are added
-    until the open-loop estimate meets every SLO.
+    For each TP size, the highest request rate one replica sustains while meeting every
+    SLO is found by bisection on the open-loop estimate (concurrency follows from
+    Little's law); the target split over ``ceil(target / that rate)`` replicas then
+    meets the SLOs, which is checked.
     """
     target = float(req.target_rps or 0.0)
     best: dict[str, Any] | None = None
@@ -657,10 +748,13 @@ def _sizing_at_rate(
         rates = [p.estimate.request_rate_per_s for p in ok if p.tp == tp and p.replicas == 1]
         if not rates:
             continue
-        first = max(1, math.ceil(target / max(rates) - 1e-9))
+        top = _max_rate_meeting_slos(base, est, slos, hint=max(rates))
+        if top is None:
+            continue
+        first = max(1, math.ceil(target / top - 1e-9))
         for replicas in range(first, first + SIZING_EXTRA_REPLICAS + 1):
             e = est.estimate(_with(base, request_rate=target / replicas))
-            if e.feasible and not check_slos(e, slos):
+            if _meets(e, slos):
                 break
         else:
             continue
@@ -673,6 +767,7 @@ def _sizing_at_rate(
             "replicas": replicas,
             "num_gpus": gpus,
             "request_rate_per_replica": round(target / replicas, 4),
+            "max_request_rate_per_replica": round(top, 4),
             "concurrency_per_replica": round(e.concurrency, 3),
             "ttft_ms": round(e.ttft_ms, 3),
             "itl_ms": round(e.itl_ms, 3),
@@ -684,6 +779,50 @@ def _sizing_at_rate(
         if best is None or (gpus, tp) < (best["num_gpus"], best["tp"]):
             best = candidate
     return best
+
+
+def _meets(estimate: Estimate, slos: Mapping[str, float]) -> bool:
+    """True when an estimate is feasible and meets every SLO at its band's upper edge."""
+    return estimate.feasible and not check_slos(estimate, slos)
+
+
+def _max_rate_meeting_slos(
+    base: EstimateRequest, est: Estimator, slos: Mapping[str, float], hint: float
+) -> float | None:
+    """The highest per-replica request rate that meets every SLO (None if even a trickle fails).
+
+    Brackets the rate by doubling or halving from ``hint``, then bisects to
+    ``SIZING_RATE_PRECISION``; latency grows with the rate, so the set of rates that
+    meet the SLOs is an interval from zero.
+    """
+
+    def meets(rate: float) -> bool:
+        return _meets(est.estimate(_with(base, request_rate=rate)), slos)
+
+    lo, hi = None, None
+    rate = hint
+    for _ in range(SIZING_BRACKET_STEPS):
+        if meets(rate):
+            lo = rate
+            if hi is not None:
+                break
+            rate *= 2
+        else:
+            hi = rate
+            if lo is not None:
+                break
+            rate /= 2
+    if lo is None:
+        return None
+    if hi is None:  # meets at every rate tried: the bracket's top is the answer
+        return lo
+    while (hi - lo) > SIZING_RATE_PRECISION * lo:
+        mid = (lo + hi) / 2
+        if meets(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _sizing(req: RecommendRequest, ok: list[Point]) -> dict[str, Any] | None:

@@ -84,10 +84,17 @@ def test_pretty_prints_the_table(capsys):
         (["--max-gpus-per-type", "H100:x"], "not a whole number"),
         (["--input-len", "-3"], "input length must be"),
         (["--output-len", "0"], "output length must be"),
-        (["--max-ttft", "-1"], "must be more than 0"),
+        (["--max-ttft", "-1"], "must be a finite number more than 0"),
         (["--concurrency", "1,a"], "not a list of whole numbers"),
         (["--arrivals", "synchronized", "--request-rate", "3"], "synchronized clients"),
-        (["--request-rate", "0"], "--request-rate must be more than 0"),
+        (["--request-rate", "0"], "--request-rate must be a finite number more than 0"),
+        (["--engine-profile", "nope"], "unknown engine profile 'nope'; choose one of"),
+        (["--gpu-list", ""], "--gpu-list is empty"),
+        (["--gpu-list", "H100,,L4"], "has an empty name"),
+        (["--concurrency", "1,,2"], "not a list of whole numbers"),
+        (["--max-latency", "inf"], "--max-latency must be a finite number more than 0"),
+        (["--max-ttft", "nan"], "--max-ttft must be a finite number more than 0"),
+        (["--max-gpus", "100000"], "--max-gpus must be a whole number from 1 to 1024"),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_2(capsys, args, fragment):
@@ -97,3 +104,20 @@ def test_bad_input_is_one_sentence_and_exit_2(capsys, args, fragment):
     assert fragment in err
     assert err.count("\n") == 1
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", ["--gpu-list", "--custom-gpu-cost", "--max-gpus-per-type"])
+def test_unknown_gpu_hint_fits_estimate(capsys, flag):
+    value = "NoSuchGPU" if flag == "--gpu-list" else "NoSuchGPU:2"
+    status, out, err = _run(capsys, flag, value)
+    assert status == 2
+    assert out == ""
+    assert f"{flag}: unknown GPU 'NoSuchGPU'" in err
+    assert "--gpu-memory" not in err  # plan's way out; estimate needs a catalog GPU
+    assert "cfgexplorer gpus" in err
+
+
+def test_pretty_names_the_point_behind_each_best(capsys):
+    status, out, _ = _run(capsys, "--pretty", "--concurrency", "1,2", "--gpu-list", "H100")
+    assert status == 0
+    assert "lowest_cost_per_million_tokens: H100-SXM-80GB x1 (tp 1, concurrency 2)" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cfgexplorer import load_model
@@ -163,3 +165,122 @@ def test_counts_and_bad_input():
         recommend(RecommendRequest(model=MODEL, input_len=10, output_len=10, gpu_list=("Z9",)))
     with pytest.raises(InvalidDeploymentError):
         recommend(RecommendRequest(model=MODEL, input_len=0, output_len=10))
+
+
+def test_lowest_cost_per_million_tokens_searches_every_slo_meeting_point(spec):
+    # The fastest H100 deployment (8 GPUs, TP8) is not the cheapest per token: one GPU at
+    # concurrency 2 is, and the overall best must find it.
+    rec = recommend(
+        _req(spec, input_len=100, output_len=100, concurrency=(1, 2), gpu_list=("H100",))
+    )
+    (r,) = rec.results
+    per_million = {
+        (p.num_gpus, p.tp, p.concurrency): r.cost_of(p)["per_million_output_tokens"]
+        for p in r.points
+        if p.meets_slo
+    }
+    cheapest = min(per_million, key=per_million.get)
+
+    best = rec.best()["lowest_cost_per_million_tokens"]
+
+    assert (best["num_gpus"], best["tp"], best["concurrency"]) == cheapest == (1, 1, 2)
+    assert best["value"] == per_million[cheapest]
+    assert best["value"] < r.cost_of(r.best_throughput)["per_million_output_tokens"]
+    assert best["replicas"] == 1
+
+
+def test_target_rps_sizing_uses_the_fewest_replicas_that_meet_the_slo():
+    # 50 req/s on L4 at TP4 under a 40 ms ITL: one replica fewer than the answer must fail.
+    spec = load_model("meta-llama/Llama-3.1-8B")
+    common = {
+        "model": "meta-llama/Llama-3.1-8B",
+        "input_len": 1000,
+        "output_len": 200,
+        "gpu_list": ("L4",),
+        "tp": 4,
+        "max_gpus": 4,
+        "max_itl_ms": 40.0,
+        "spec": spec,
+    }
+    sizing = recommend(RecommendRequest(**common, target_rps=50.0)).results[0].sizing
+    replicas = sizing["replicas"]
+
+    at_answer = recommend(RecommendRequest(**common, request_rate=50.0 / replicas))
+    one_fewer = recommend(RecommendRequest(**common, request_rate=50.0 / (replicas - 1)))
+
+    assert replicas <= 17  # the tester's hand check: 3 req/s per replica meets the SLO
+    assert sizing["num_gpus"] == replicas * 4
+    assert sizing["max_request_rate_per_replica"] >= 50.0 / replicas
+    assert any(p.meets_slo for p in at_answer.results[0].points)
+    assert "L4-24GB" in one_fewer.failed or not any(
+        p.meets_slo for p in one_fewer.results[0].points
+    )
+
+
+def test_tp_the_model_cannot_split_by_names_the_model_reason(spec):
+    rec = recommend(_req(spec, tp=3, gpu_list=("H100",)))
+
+    reason = rec.failed["H100-SXM-80GB"]
+
+    assert reason == "--tp 3 is not valid for this model: 32 attention heads are not divisible by 3"
+
+
+def test_concurrency_beyond_the_kv_cache_is_not_called_an_slo_failure(spec):
+    rec = recommend(_req(spec, concurrency=(1_000_000_000,), gpu_list=("H100",)))
+
+    reason = rec.failed["H100-SXM-80GB"]
+
+    assert reason.startswith("no feasible point at concurrency 1000000000")
+    assert "the KV cache holds" in reason
+    assert "SLO" not in reason
+
+
+def test_request_rate_that_saturates_says_so(spec):
+    rec = recommend(_req(spec, request_rate=1e9, gpu_list=("H100",)))
+
+    reason = rec.failed["H100-SXM-80GB"]
+
+    assert reason.startswith("no feasible point at 1e+09 req/s")
+    assert "the queue grows without bound" in reason
+    assert "SLO" not in reason
+
+
+def test_no_fit_reason_quotes_the_largest_tp_tried():
+    from cfgexplorer.gpus import get_gpu
+    from cfgexplorer.memory import Deployment, plan
+
+    spec = load_model("meta-llama/Llama-3.1-70B")
+    rec = recommend(
+        RecommendRequest(
+            model="meta-llama/Llama-3.1-70B",
+            input_len=100,
+            output_len=100,
+            gpu_list=("L4",),
+            max_gpus=4,
+            spec=spec,
+        )
+    )
+    tp4 = plan(spec, get_gpu("L4"), Deployment(tp=4, max_model_len=200))
+
+    reason = rec.failed["L4-24GB"]
+
+    assert reason.startswith("does not fit at any TP up to 4 with 4 GPUs: at tp=4, ")
+    assert f"need {tp4.weights_gib:.2f} GiB per GPU" in reason
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"engine_profile": "nope"}, "unknown engine profile 'nope'"),
+        ({"engine": "nope"}, "unknown engine 'nope'"),
+        ({"arrivals": "nope"}, "--arrivals must be random or synchronized"),
+        ({"max_e2e_s": float("inf")}, "--max-latency must be a finite number"),
+        ({"max_ttft_ms": float("nan")}, "--max-ttft must be a finite number"),
+        ({"target_rps": float("inf")}, "--target-rps must be a finite number"),
+        ({"max_gpus": 100_000}, "--max-gpus must be a whole number from 1 to 1024"),
+        ({"max_gpus_per_type": {"H100": 5000}}, "from 1 to 1024"),
+    ],
+)
+def test_bad_request_is_rejected_before_any_search(spec, change, fragment):
+    with pytest.raises(InvalidDeploymentError, match=re.escape(fragment)):
+        recommend(_req(spec, **change))

@@ -12,6 +12,7 @@ target, and ``points`` with ``--verbose``, ``--concurrency`` or ``--request-rate
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from cfgexplorer.errors import InvalidDeploymentError
@@ -33,7 +34,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", required=True, help="catalog id, Hub id or local config path")
     parser.add_argument("--input-len", type=int, required=True, metavar="I", help="prompt tokens")
     parser.add_argument("--output-len", type=int, required=True, metavar="O", help="output tokens")
-    parser.add_argument("--max-gpus", type=int, default=8, metavar="N", help="GPUs per deployment")
+    parser.add_argument(
+        "--max-gpus",
+        type=int,
+        default=8,
+        metavar="N",
+        help="most GPUs per deployment, 1 to 1024 (default 8)",
+    )
     parser.add_argument(
         "--max-gpus-per-type",
         action="append",
@@ -109,30 +116,61 @@ def _name_value(text: str, flag: str, kind: type) -> tuple[str, Any]:
         ) from None
 
 
+def _whole_numbers(text: str, flag: str) -> tuple[int, ...]:
+    """A comma-separated list of whole numbers; an empty item or a non-number is an error."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        if not all(parts):
+            raise ValueError
+        return tuple(int(part) for part in parts)
+    except ValueError:
+        raise InvalidDeploymentError(
+            f"{flag} {text!r} is not a list of whole numbers like 1,8,32"
+        ) from None
+
+
+def _known_gpu(resolve: Callable[[str], Any], text: str, flag: str) -> Any:
+    """Resolve a GPU name with ``resolve``; an unknown one names the flag and `cfgexplorer gpus`.
+
+    The catalog's own message ends with a way out that only ``plan`` has (``--gpu-memory``);
+    estimate needs the TFLOPS and bandwidth of a catalog GPU, so it points at the list.
+    """
+    from cfgexplorer.errors import UnknownGPUError
+
+    try:
+        return resolve(text)
+    except UnknownGPUError as exc:
+        first = str(exc).split(";")[0]
+        raise UnknownGPUError(
+            f"{flag}: {first}; estimate needs a catalog GPU, run `cfgexplorer gpus` to list them"
+        ) from None
+
+
 def build_request(args: argparse.Namespace) -> Any:
     """Turn parsed arguments into a RecommendRequest (validating names and numbers)."""
     from cfgexplorer.gpus import get_gpu, parse_cost_override
     from cfgexplorer.recommend import RecommendRequest
 
-    costs = dict(parse_cost_override(text) for text in args.custom_gpu_cost)
+    costs = dict(
+        _known_gpu(parse_cost_override, text, "--custom-gpu-cost") for text in args.custom_gpu_cost
+    )
     limits = {}
     for text in args.max_gpus_per_type:
         name, value = _name_value(text, "--max-gpus-per-type", int)
-        limits[get_gpu(name).name] = value
+        limits[_known_gpu(get_gpu, name, "--max-gpus-per-type").name] = value
     gpu_list = None
-    if args.gpu_list:
-        names = [n.strip() for n in args.gpu_list.split(",") if n.strip()]
-        if not names:
+    if args.gpu_list is not None:  # an empty --gpu-list "" is a mistake, not "every GPU"
+        names = [n.strip() for n in args.gpu_list.split(",")]
+        if not any(names):
             raise InvalidDeploymentError("--gpu-list is empty; give names like H100,A100-80GB")
-        gpu_list = tuple(get_gpu(n).name for n in names)
-    concurrency = None
-    if args.concurrency:
-        try:
-            concurrency = tuple(int(c) for c in args.concurrency.split(",") if c.strip())
-        except ValueError:
+        if not all(names):
             raise InvalidDeploymentError(
-                f"--concurrency {args.concurrency!r} is not a list of whole numbers like 1,8,32"
-            ) from None
+                f"--gpu-list {args.gpu_list!r} has an empty name; give names like H100,A100-80GB"
+            )
+        gpu_list = tuple(_known_gpu(get_gpu, n, "--gpu-list").name for n in names)
+    concurrency = None
+    if args.concurrency is not None:
+        concurrency = _whole_numbers(args.concurrency, "--concurrency")
     return RecommendRequest(
         model=args.model,
         input_len=args.input_len,
@@ -226,8 +264,11 @@ def _render_pretty(result: dict[str, Any]) -> str:
         best = result["estimated_best_performance"]
         for key, item in best.items():
             if item:
+                where = f"tp {item['tp']}"
+                if "concurrency" in item:
+                    where += f", concurrency {item['concurrency']}"
                 console.print(
-                    f"{key}: {item['gpu']} x{item['num_gpus']} (tp {item['tp']}) "
+                    f"{key}: {item['gpu']} x{item['num_gpus']} ({where}) "
                     f"{item['metric']} = {item['value']}"
                 )
         groups: dict[str, list[str]] = {}
