@@ -25,6 +25,7 @@ from cfgexplorer.errors import UserError
 log = logging.getLogger(__name__)
 
 PRESETS_FILE_NAME = "sweep_presets.yaml"  # under the bundled data directory
+_COLUMNS_HINT = "run `cfgexplorer sweep --list columns` for the names"
 
 
 class SweepQueryError(UserError):
@@ -39,7 +40,7 @@ def metric_direction(
 ) -> Direction:
     """Direction of a column: an explicit override, else the shared column table."""
     if column not in df.columns:
-        raise SweepQueryError(f"unknown column {column!r}; see `cfgexplorer sweep --columns`")
+        raise SweepQueryError(f"unknown column {column!r}; {_COLUMNS_HINT}")
     if override and column in override:
         return override[column]
     known = BY_NAME.get(column)
@@ -53,17 +54,22 @@ _SLO_RE = re.compile(r"^\s*([A-Za-z][\w.]*)\s*(<=|>=|<|>|=|:)\s*([-+]?[\d.]+(?:[
 
 @dataclass(frozen=True)
 class SLO:
-    """A bound on one metric; rows meet it when the metric is on the better side (inclusive)."""
+    """A bound on one metric; rows meet it when the metric is on the better side.
+
+    The bound is inclusive (``<=``, ``>=``) unless ``strict`` (``<``, ``>``).
+    """
 
     metric: str
     bound: float
     direction: Direction = "lower"
+    strict: bool = False
 
     @classmethod
     def parse(cls, text: str) -> SLO:
         """Read ``"P90_TTFT_ms<=2000"``; ``=``/``:`` take the direction from the column table.
 
-        An explicit ``<=``/``>=`` must agree with the column's preferred direction.
+        ``<=``/``>=`` are inclusive and ``<``/``>`` strict; an explicit operator must agree
+        with the column's preferred direction, and the column must be numeric.
         """
         match = _SLO_RE.match(text)
         if not match:
@@ -72,6 +78,11 @@ class SLO:
             )
         metric, op, number = match.groups()
         column = BY_NAME.get(metric)
+        if column is not None and column.kind != "float":
+            raise SweepQueryError(
+                f"SLO {text!r} bounds {metric}, which is not a numeric column; bound a metric "
+                "such as P90_TTFT_ms (`cfgexplorer sweep --list columns` lists them)"
+            )
         preferred = column.direction if column is not None else "neutral"
         asked: Direction | None = {"<=": "lower", "<": "lower", ">=": "higher", ">": "higher"}.get(
             op
@@ -87,19 +98,25 @@ class SLO:
             raise SweepQueryError(
                 f"SLO {text!r} bounds {metric} the wrong way: {better} is better for it"
             )
-        return cls(metric, float(number), asked)
+        return cls(metric, float(number), asked, strict=op in ("<", ">"))
+
+    @property
+    def operator(self) -> str:
+        """``<=``, ``<``, ``>=`` or ``>``."""
+        return ("<" if self.direction == "lower" else ">") + ("" if self.strict else "=")
 
     def mask(self, df: pd.DataFrame) -> np.ndarray:
         """Rows that meet the SLO; a missing value never does."""
         if self.metric not in df.columns:
-            raise SweepQueryError(f"SLO names unknown column {self.metric!r}")
+            raise SweepQueryError(f"SLO names unknown column {self.metric!r}; {_COLUMNS_HINT}")
         values = pd.to_numeric(df[self.metric], errors="coerce").to_numpy(dtype=float)
+        compare = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater}
         with np.errstate(invalid="ignore"):
-            ok = values <= self.bound if self.direction == "lower" else values >= self.bound
+            ok = compare[self.operator](values, self.bound)
         return ok & ~np.isnan(values)
 
     def __str__(self) -> str:
-        return f"{self.metric}{'<=' if self.direction == 'lower' else '>='}{self.bound:g}"
+        return f"{self.metric}{self.operator}{self.bound:g}"
 
 
 def slo_mask(df: pd.DataFrame, slos: Iterable[SLO]) -> np.ndarray:
@@ -144,7 +161,7 @@ def scenarios(
     """
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise SweepQueryError(f"unknown scenario column(s): {', '.join(missing)}")
+        raise SweepQueryError(f"unknown scenario column(s): {', '.join(missing)}; {_COLUMNS_HINT}")
     if not columns:
         return pd.DataFrame({"count": [len(df)]})
     keys = pd.DataFrame(index=df.index)
@@ -166,7 +183,7 @@ def select(df: pd.DataFrame, scenario: Mapping[str, Any]) -> pd.DataFrame:
     mask = np.ones(len(df), dtype=bool)
     for column, wanted in scenario.items():
         if column not in df.columns:
-            raise SweepQueryError(f"unknown scenario column {column!r}")
+            raise SweepQueryError(f"unknown scenario column {column!r}; {_COLUMNS_HINT}")
         if isinstance(wanted, tuple | list) and len(wanted) == 2:
             values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
             lo, hi = (float(w) if w is not None else math.nan for w in wanted)
@@ -244,7 +261,7 @@ def pareto_mask(
         return _front_mask(a, b)
     missing = [c for c in by if c not in df.columns]
     if missing:
-        raise SweepQueryError(f"unknown group column(s): {', '.join(missing)}")
+        raise SweepQueryError(f"unknown group column(s): {', '.join(missing)}; {_COLUMNS_HINT}")
     mask = np.zeros(len(df), dtype=bool)
     for positions in df.groupby(list(by), dropna=False, sort=False).indices.values():
         mask[positions] = _front_mask(a[positions], b[positions])

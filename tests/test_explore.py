@@ -168,3 +168,30 @@ def test_bundled_presets_load_and_carry_slos() -> None:
 def test_unknown_preset_lists_the_known_ones() -> None:
     with pytest.raises(SweepQueryError, match="choose from custom"):
         explore.get_preset("nope")
+
+
+def test_strict_slo_excludes_the_bound_and_keeps_its_operator(runs: pd.DataFrame) -> None:
+    below = SLO.parse("P90_TTFT_ms < 900")
+    above = SLO.parse("Thpt_per_User>50")
+
+    assert str(below) == "P90_TTFT_ms<900"
+    assert str(above) == "Thpt_per_User>50"
+    assert explore.meet_slos(runs, [below]).index.tolist() == [0, 4]  # 900 itself fails
+    assert explore.meet_slos(runs, [above]).index.tolist() == [0, 4]  # 50 itself fails
+    assert SLO.parse("P90_TTFT_ms<=900") == SLO("P90_TTFT_ms", 900.0, "lower", strict=False)
+
+
+@pytest.mark.parametrize("text", ["Model<=3", "GPU>=1", "Is_PD<=0"])
+def test_slo_on_a_non_numeric_column_is_refused(text: str) -> None:
+    with pytest.raises(SweepQueryError, match="is not a numeric column"):
+        SLO.parse(text)
+
+
+def test_unknown_column_points_at_the_real_flag(runs: pd.DataFrame) -> None:
+    with pytest.raises(SweepQueryError) as caught:
+        explore.scenarios(runs, ["Nope"])
+    with pytest.raises(SweepQueryError) as caught_slo:
+        explore.meet_slos(runs, [SLO("Nope", 1.0)])
+
+    for message in (str(caught.value), str(caught_slo.value)):
+        assert "`cfgexplorer sweep --list columns`" in message

@@ -147,3 +147,59 @@ def test_list_columns(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0
     assert names["P90_TTFT_ms"]["direction"] == "lower"
     assert names["Thpt_per_GPU"]["unit"] == "tokens/s/GPU"
+
+
+@pytest.mark.parametrize(
+    ("slo", "fragment"),
+    [
+        ("Model<=3", "bounds Model, which is not a numeric column"),
+        ("Nope<=3", "unknown column 'Nope'; run `cfgexplorer sweep --list columns`"),
+    ],
+)
+def test_slo_on_a_non_numeric_or_unknown_column_exits_2(
+    capsys: pytest.CaptureFixture[str], demo: Path, slo: str, fragment: str
+) -> None:
+    status, out, err = _run(capsys, str(demo), "--slo", slo)
+
+    assert status == 2
+    assert out == ""
+    assert fragment in err
+    assert err.count("\n") == 1
+
+
+def test_strict_slo_is_kept_strict(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    from cfgexplorer.benchmarks import load_paths
+
+    ttfts = load_paths([demo]).table.P90_TTFT_ms.dropna()
+    bound = float(ttfts.sort_values().iloc[len(ttfts) // 2])  # a value some run has exactly
+
+    _, strict, _ = _run(capsys, str(demo), "--slo", f"P90_TTFT_ms < {bound!r}")
+    _, inclusive, _ = _run(capsys, str(demo), "--slo", f"P90_TTFT_ms<={bound!r}")
+
+    assert json.loads(strict)["slos"] == [f"P90_TTFT_ms<{bound:g}"]
+    assert json.loads(strict)["meeting_slos"] == int((ttfts < bound).sum())
+    assert json.loads(inclusive)["meeting_slos"] == int((ttfts <= bound).sum())
+    assert (ttfts < bound).sum() < (ttfts <= bound).sum()
+
+
+def test_unknown_scenario_column_names_the_list_flag(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    status, _, err = _run(capsys, str(demo), "--scenario", "Model,Nope")
+
+    assert status == 2
+    assert "`cfgexplorer sweep --list columns`" in err
+
+
+def test_unwritable_output_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], demo: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "table.csv"
+
+    status, out, err = _run(capsys, str(demo), "--output", str(target))
+
+    assert status == 2
+    assert out == ""
+    assert err.startswith(f"cfgexplorer: error: cannot write --output {target}")
+    assert "choose a writable file path" in err
+    assert err.count("\n") == 1

@@ -4,6 +4,12 @@ An importer turns one parsed document into a list of rows (plain dicts keyed
 by the names in :mod:`cfgexplorer.benchmarks.columns`). A row leaves out what
 the file does not say; :func:`finalize_row` then adds the derived columns
 (throughput per GPU and per user, success ratio) from what is there.
+
+The rule for measured values (latencies, throughputs, request counts): each is a
+number >= 0 or absent (null). A file holding a negative one, or one that is not a
+number at all (a word, a list, true/false), is skipped with a reason naming the
+field: one corrupt measurement makes the whole run suspect, and a silently dropped
+value would make the run look as if it had not been measured.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cfgexplorer.benchmarks.columns import LATENCY_STATS, latency_column
+from cfgexplorer.benchmarks.columns import COLUMNS, LATENCY_STATS, latency_column
 from cfgexplorer.errors import ReportFileError
 
 Row = dict[str, Any]
@@ -110,6 +116,26 @@ def as_float(value: Any) -> float:
     return math.nan
 
 
+def metric_number(value: Any, where: str) -> float:
+    """A measured value as a float; NaN when absent (null); an error when it is not a number.
+
+    Raises
+    ------
+    ReportFileError
+        Naming ``where`` and the value, for anything but a number, a numeric string or null.
+    """
+    number = as_float(value)
+    if value is None or not math.isnan(number):
+        return number
+    if isinstance(value, float) or (isinstance(value, str) and value.strip().lower() == "nan"):
+        return number  # an explicit NaN (FORMATS.md P7) means "not measured", like null
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise ReportFileError(
+        f"{where} is {shown}, not a number; a measured value must be a number or null, "
+        "so fix or remove it"
+    )
+
+
 def is_known(value: Any) -> bool:
     """True for a value that is present (not None and not NaN)."""
     if value is None:
@@ -153,8 +179,10 @@ def put_stats(row: Row, metric: str, stats: Any, factor: float) -> bool:
     found = False
     for key, value in flat.items():
         stat = STAT_SPELLINGS.get(str(key).lower())
-        number = as_float(value)
-        if stat is None or math.isnan(number):
+        if stat is None:
+            continue
+        number = metric_number(value, f"{metric} {key}")
+        if math.isnan(number):
             continue
         column = latency_column(stat, metric)
         # "median" and "p50" may both be present; the first one seen wins.
@@ -162,6 +190,23 @@ def put_stats(row: Row, metric: str, stats: Any, factor: float) -> bool:
             row[column] = number * factor
             found = True
     return found
+
+
+# Throughput keys of llm-d reports and inference-perf -> our columns (all per second).
+THROUGHPUT_KEYS: dict[str, str] = {
+    "requests_per_sec": "Request_Throughput",
+    "output_tokens_per_sec": "Output_Token_Throughput",
+    "total_tokens_per_sec": "Total_Token_Throughput",
+    "input_tokens_per_sec": "Input_Token_Throughput",
+}
+
+
+def put_throughputs(row: Row, block: Any) -> None:
+    """Copy a ``throughput`` block's rates into their columns (a non-number is an error)."""
+    if not isinstance(block, Mapping):
+        return
+    for key, column in THROUGHPUT_KEYS.items():
+        put(row, column, metric_number(block.get(key), f"throughput {key}"))
 
 
 def normalise_gpu(raw: Any) -> str | None:
@@ -285,8 +330,27 @@ def _role_gpus(row: Row, prefix: str, replicas_col: str) -> float:
     return float(replicas) * float(tp) * float(dp) * float(pp)
 
 
+# Measured columns (latencies, throughputs, request counts): never negative.
+MEASURED_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in COLUMNS if c.group == "metrics" and c.kind == "float"
+)
+
+
 def finalize_row(row: Row) -> Row:
-    """Add the derived columns and run the unit sanity checks of FORMATS.md section 7."""
+    """Add the derived columns and run the unit sanity checks of FORMATS.md section 7.
+
+    Raises
+    ------
+    ReportFileError
+        When a measured value is negative (see the module docstring for the rule).
+    """
+    for column in MEASURED_COLUMNS:
+        value = row.get(column)
+        if is_known(value) and value < 0:
+            raise ReportFileError(
+                f"{column} is negative ({value:g}); latencies, throughputs and request counts "
+                "cannot be, so the file is skipped: fix the value or remove it"
+            )
     for column in ("ISL", "OSL"):
         if is_known(row.get(column)) and math.isfinite(row[column]):
             row[column] = float(round(row[column]))

@@ -20,6 +20,7 @@ from cfgexplorer.benchmarks.common import (
     dig,
     finalize_row,
     is_known,
+    metric_number,
     put,
     put_stats,
 )
@@ -80,7 +81,7 @@ def _data_spec(doc: Mapping[str, Any], bench: Mapping[str, Any]) -> Mapping[str,
 
 
 def _mean(metrics: Mapping[str, Any], name: str) -> float:
-    return as_float(dig(metrics, name, "successful", "mean"))
+    return metric_number(dig(metrics, name, "successful", "mean"), f"{name} mean")
 
 
 def _strategy(row: Row, strategy: Any) -> None:

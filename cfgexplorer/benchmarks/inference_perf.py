@@ -20,6 +20,7 @@ from cfgexplorer.benchmarks.common import (
     is_known,
     put,
     put_stats,
+    put_throughputs,
 )
 from cfgexplorer.benchmarks.llmd_report import shared_prefix_data
 from cfgexplorer.errors import ReportFileError
@@ -76,10 +77,7 @@ def import_inference_perf(
     put(row, "OSL", as_float(dig(successes, "output_len", "mean")))
 
     throughput = successes.get("throughput") or {}
-    put(row, "Request_Throughput", as_float(throughput.get("requests_per_sec")))
-    put(row, "Output_Token_Throughput", as_float(throughput.get("output_tokens_per_sec")))
-    put(row, "Total_Token_Throughput", as_float(throughput.get("total_tokens_per_sec")))
-    put(row, "Input_Token_Throughput", as_float(throughput.get("input_tokens_per_sec")))
+    put_throughputs(row, throughput)
 
     latency = successes.get("latency") or {}
     for block, metric in _LATENCIES.items():

@@ -29,6 +29,7 @@ from cfgexplorer.benchmarks.common import (
     put,
     put_gpu,
     put_stats,
+    put_throughputs,
     scheduler_weights,
 )
 from cfgexplorer.errors import ReportFileError
@@ -75,6 +76,21 @@ def report_version(doc: Any) -> str | None:
     if text != "0.1" and ("results" in doc or "run" in doc):
         return text
     return None
+
+
+def not_a_report_reason(doc: Mapping[str, Any]) -> str:
+    """Why a document with a ``version`` key is not a report :func:`report_version` accepts."""
+    text = str(doc["version"]).strip()
+    if text not in VERSIONS:
+        return (
+            f"unknown format: report version {text!r} is not one of {', '.join(VERSIONS)}, "
+            "and the file is no other known result format"
+        )
+    sections = "'metrics' or 'scenario'" if text == "0.1" else "'results' or 'run'"
+    return (
+        f"not a valid llm-d report: it says version {text} but has no {sections} section; "
+        "check that the file is a complete benchmark report"
+    )
 
 
 @cache
@@ -229,10 +245,7 @@ def _v01_results(metrics: Mapping[str, Any], row: Row, generator: str) -> None:
     put(row, "OSL", as_float(dig(requests, "output_length", "mean")))
 
     throughput = metrics.get("throughput") or {}
-    put(row, "Request_Throughput", as_float(throughput.get("requests_per_sec")))
-    put(row, "Output_Token_Throughput", as_float(throughput.get("output_tokens_per_sec")))
-    put(row, "Total_Token_Throughput", as_float(throughput.get("total_tokens_per_sec")))
-    put(row, "Input_Token_Throughput", as_float(throughput.get("input_tokens_per_sec")))
+    put_throughputs(row, throughput)
 
     _latencies(metrics.get("latency") or {}, row, generator)
     zero_throughput = row.get("Total_Token_Throughput") == 0

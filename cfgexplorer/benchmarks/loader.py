@@ -42,7 +42,7 @@ MAX_FILE_BYTES = 50 * 10**6  # bytes; files above 50 MB are skipped (issue 5)
 BINARY_SNIFF_BYTES = 8192  # bytes read to spot a NUL byte, as git and grep do
 CANDIDATE_SUFFIXES = frozenset({".json", ".yaml", ".yml"})  # what a directory walk tries
 CONTEXT_FILE_NAME = "cfgexplorer-context.yaml"  # per-directory facts the results lack
-IMPORTER_VERSION = "1"  # bump when an importer changes; old cache files are then ignored
+IMPORTER_VERSION = "2"  # bump when an importer changes; old cache files are then ignored
 
 # Side files read as inputs to other files, never imported themselves.
 _AUXILIARY_NAMES = frozenset({CONTEXT_FILE_NAME, inference_perf.CONFIG_FILE_NAME})
@@ -179,9 +179,7 @@ def import_document(
         rows = vllm_bench.import_vllm(doc)
     else:
         if isinstance(doc, Mapping) and "version" in doc:
-            raise ReportFileError(
-                f"unknown format: report version {doc['version']!r} is not 0.1, 0.2 or 0.2.1"
-            )
+            raise ReportFileError(llmd_report.not_a_report_reason(doc))
         raise ReportFileError(
             "unknown format: not an llm-d report, vLLM bench, GuideLLM or inference-perf result"
         )
@@ -401,7 +399,12 @@ class _Context:
 
 def _import_file(candidate: _Candidate, context: _Context) -> list[Row]:
     path = candidate.path
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        if path.is_symlink():
+            raise ReportFileError("broken symbolic link: its target does not exist") from None
+        raise ReportFileError(f"cannot read: {exc.strerror or exc}") from None
     if size > MAX_FILE_BYTES:
         raise ReportFileError(
             f"file is {size / 1e6:.0f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit"

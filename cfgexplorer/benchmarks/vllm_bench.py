@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from cfgexplorer.benchmarks.columns import LATENCY_STATS, latency_column
-from cfgexplorer.benchmarks.common import Row, add_note, as_float, finalize_row, is_known, put
+from cfgexplorer.benchmarks.common import (
+    Row,
+    add_note,
+    as_float,
+    finalize_row,
+    is_known,
+    metric_number,
+    put,
+)
 from cfgexplorer.errors import ReportFileError
 
 FORMAT = "vllm-bench"
@@ -71,13 +79,22 @@ def import_vllm(doc: Mapping[str, Any]) -> list[Row]:
         put(row, "ISL", as_float(doc.get("total_input_tokens")) / completed)
         put(row, "OSL", as_float(doc.get("total_output_tokens")) / completed)
 
-    put(row, "Request_Throughput", as_float(doc.get("request_throughput")))
-    put(row, "Output_Token_Throughput", as_float(doc.get("output_throughput")))
-    put(row, "Input_Token_Throughput", as_float(doc.get("input_throughput")))
-    total = as_float(doc.get("total_token_throughput"))
+    rates = {
+        key: metric_number(doc.get(key), key)
+        for key in (
+            "request_throughput",
+            "output_throughput",
+            "input_throughput",
+            "total_token_throughput",
+        )
+    }
+    put(row, "Request_Throughput", rates["request_throughput"])
+    put(row, "Output_Token_Throughput", rates["output_throughput"])
+    put(row, "Input_Token_Throughput", rates["input_throughput"])
+    total = rates["total_token_throughput"]
     if not is_known(total):
         # Old files lack the total; it is input + output tokens over the same duration.
-        total = as_float(doc.get("input_throughput")) + as_float(doc.get("output_throughput"))
+        total = rates["input_throughput"] + rates["output_throughput"]
     put(row, "Total_Token_Throughput", total)
 
     put(row, "Max_QPS", as_float(doc.get("request_rate")))
@@ -90,8 +107,10 @@ def import_vllm(doc: Mapping[str, Any]) -> list[Row]:
         if not match:
             continue
         stat = _percentile_stat(match.group(1))
-        number = as_float(value)
-        if stat is not None and is_known(number):
+        if stat is None:
+            continue
+        number = metric_number(value, str(key))
+        if is_known(number):
             row.setdefault(latency_column(stat, _METRICS[match.group(2)]), number)
 
     ttfts = doc.get("ttfts")

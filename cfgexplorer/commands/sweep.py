@@ -130,14 +130,19 @@ def write_table(frame: Any, path: Path) -> None:
     from cfgexplorer.errors import ReportFileError
 
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif suffix == ".json":
-        path.write_text(json.dumps(records(frame), indent=1) + "\n")
-    elif suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
+    if suffix not in (".csv", ".json", ".parquet"):
         raise ReportFileError(f"--output {path.name}: use a .csv, .json or .parquet file name")
+    try:
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        elif suffix == ".json":
+            path.write_text(json.dumps(records(frame), indent=1) + "\n")
+        else:
+            frame.to_parquet(path, index=False)
+    except OSError as exc:  # pyarrow's file errors are OSErrors too
+        raise ReportFileError(
+            f"cannot write --output {path} ({exc.strerror or exc}); choose a writable file path"
+        ) from None
 
 
 def _progress_bar() -> tuple[Any, Any]:

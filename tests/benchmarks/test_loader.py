@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -218,3 +219,83 @@ def test_inference_perf_summary_file_is_not_another_stage(tmp_path: Path, sample
 
     assert len(result.table) == 1
     assert _reasons(result)["summary_lifecycle_metrics.json"].startswith("summary file")
+
+
+def test_dangling_symlink_is_skipped_when_following_links(tmp_path: Path, samples: Path) -> None:
+    shutil.copy(samples / VLLM, tmp_path / "run.json")
+    os.symlink(tmp_path / "nonexistent", tmp_path / "dangling.json")
+
+    result = load_paths([tmp_path], follow_symlinks=True, use_cache=False)
+
+    assert len(result.table) == 1
+    assert [Path(p).name for p in result.loaded] == ["run.json"]
+    assert _reasons(result) == {"dangling.json": "broken symbolic link: its target does not exist"}
+
+
+def test_report_version_without_report_sections_says_what_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("version: '0.2'\nhello: world\n")
+    (tmp_path / "old.yaml").write_text("version: '0.1'\nhello: world\n")
+
+    reasons = _reasons(load_paths([tmp_path], use_cache=False))
+
+    assert reasons["r.yaml"] == (
+        "not a valid llm-d report: it says version 0.2 but has no 'results' or 'run' "
+        "section; check that the file is a complete benchmark report"
+    )
+    assert "no 'metrics' or 'scenario' section" in reasons["old.yaml"]
+
+
+def _vllm_with(samples: Path, tmp_path: Path, name: str, **changes: object) -> None:
+    doc = json.loads((samples / VLLM).read_text())
+    doc.update(changes)
+    (tmp_path / name).write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"mean_ttft_ms": -5.0},
+            "Mean_TTFT_ms is negative (-5); latencies, throughputs and request counts "
+            "cannot be, so the file is skipped: fix the value or remove it",
+        ),
+        ({"output_throughput": -1.0}, "Output_Token_Throughput is negative (-1)"),
+        (
+            {"p99_ttft_ms": "fast"},
+            "p99_ttft_ms is 'fast', not a number; a measured value must be a number or null, "
+            "so fix or remove it",
+        ),
+        ({"request_throughput": [1, 2]}, "request_throughput is [1, 2], not a number"),
+    ],
+)
+def test_negative_or_non_numeric_metric_skips_the_file(
+    tmp_path: Path, samples: Path, changes: dict[str, object], reason: str
+) -> None:
+    shutil.copy(samples / VLLM, tmp_path / "good.json")
+    _vllm_with(samples, tmp_path, "bad.json", **changes)
+
+    result = load_paths([tmp_path], use_cache=False)
+
+    assert [Path(p).name for p in result.loaded] == ["good.json"]
+    assert _reasons(result)["bad.json"].startswith(reason)
+
+
+def test_null_or_nan_metric_is_absent_not_an_error(tmp_path: Path, samples: Path) -> None:
+    _vllm_with(samples, tmp_path, "run.json", p99_ttft_ms=None, std_ttft_ms=float("nan"))
+
+    result = load_paths([tmp_path], use_cache=False)
+
+    assert result.skipped == []
+    assert math.isnan(result.table.P99_TTFT_ms.iloc[0])
+    assert math.isnan(result.table.StdDev_TTFT_ms.iloc[0])
+
+
+def test_negative_throughput_in_an_llmd_report_skips_it(tmp_path: Path, samples: Path) -> None:
+    doc = yaml.safe_load((samples / V01).read_text())
+    doc["metrics"]["throughput"]["output_tokens_per_sec"] = -10.0
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))
+
+    result = load_paths([tmp_path], use_cache=False)
+
+    assert result.table.empty
+    assert _reasons(result)["r.yaml"].startswith("Output_Token_Throughput is negative (-10)")
