@@ -13,6 +13,9 @@ from cfgexplorer.errors import FleetFileError, UserError
 from cfgexplorer.fleet import (
     HOURS_PER_YEAR,
     MANUAL_ACTIVATION_ALLOWANCE_GIB,
+    MAX_FLEET_GPUS,
+    MAX_GPUS_PER_SERVER,
+    MAX_PARALLEL_SIZE,
     STATUS_ERROR,
     STATUS_NO_FIT,
     STATUS_PLANNED,
@@ -151,6 +154,85 @@ def test_first_fit_decreasing_function_directly() -> None:
     assert servers_lower_bound(16, 8) == 2
     assert servers_lower_bound(17, 8) == 3
     assert servers_lower_bound(0, 8) == 0
+
+
+def _first_fit_one_by_one(sizes: list[int], per_server: int) -> list[list[tuple[int, int]]]:
+    """The textbook first fit decreasing, group by group: (group index, first slot) per server."""
+    free: list[int] = []
+    placed: list[list[tuple[int, int]]] = []
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        size = sizes[index]
+        target = next((k for k, f in enumerate(free) if f >= size), None)
+        if target is None:
+            free.append(per_server)
+            placed.append([])
+            target = len(free) - 1
+        placed[target].append((index, per_server - free[target]))
+        free[target] -= size
+    return placed
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_grouped_packing_matches_first_fit_group_by_group(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    sizes = [rng.choice((1, 1, 1, 2, 2, 3, 4, 5, 8)) for _ in range(300)]
+    groups = [TPGroup(f"m{i}", 1, 1, tp) for i, tp in enumerate(sizes)]
+
+    servers = pack_first_fit_decreasing(groups, "H100-SXM-80GB", 8)
+
+    got = [[(int(g.model[1:]), g.first_slot) for g in s.groups] for s in servers]
+    assert got == _first_fit_one_by_one(sizes, 8)
+
+
+def test_twenty_thousand_replicas_pack_into_the_lower_bound() -> None:
+    result = _plan([_manual("many", tp=1, dp=20_000), _manual("pairs", tp=2, pp=2, dp=3)])
+
+    assert result.totals.gpus_needed == 20_012
+    assert result.totals.servers == servers_lower_bound(20_012, 8) == 2_502
+    assert result.servers[0].slots == ["pairs"] * 8  # the TP2 groups go first, then TP1
+    assert result.servers[-1].slots == ["many"] * 4 + [None] * 4
+
+
+@pytest.mark.parametrize(
+    ("deployment", "message"),
+    [
+        (
+            {"dp": 1_000_000_000},
+            f"model 'big': dp must be at most {MAX_FLEET_GPUS:,}, got 1,000,000,000",
+        ),
+        ({"tp": 4096}, f"model 'big': tp must be at most {MAX_PARALLEL_SIZE:,}, got 4,096"),
+        ({"pp": 2048}, f"model 'big': pp must be at most {MAX_PARALLEL_SIZE:,}, got 2,048"),
+        (
+            {"tp": 8, "pp": 8, "dp": 2000},
+            f"model 'big': tp x pp x dp is 128,000 GPUs, more than the {MAX_FLEET_GPUS:,}",
+        ),
+    ],
+)
+def test_huge_parallel_sizes_are_refused_in_one_sentence(
+    deployment: dict[str, int], message: str
+) -> None:
+    with pytest.raises(FleetFileError) as caught:
+        Fleet.from_dict({"models": [_manual("big", **deployment)]})
+
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_fleet_total_above_the_bound_is_refused() -> None:
+    half = MAX_FLEET_GPUS // 2 + 1
+    models = [_manual("a", dp=half), _manual("b", dp=half)]
+
+    with pytest.raises(FleetFileError, match=f"the models need {2 * half:,} GPUs together"):
+        Fleet.from_dict({"models": models})
+
+
+def test_gpus_per_server_has_an_upper_bound() -> None:
+    with pytest.raises(
+        FleetFileError, match=f"gpus_per_server must be at most {MAX_GPUS_PER_SERVER:,}"
+    ):
+        Fleet.from_dict({"infrastructure": {"gpus_per_server": 10**9}, "models": [_manual("a")]})
 
 
 # --- inventory, power, budgets, costs ------------------------------------------------------

@@ -172,3 +172,31 @@ def test_missing_fleet_file_exits_2(capsys: pytest.CaptureFixture[str], tmp_path
 
     assert status == 2
     assert "does not exist" in err
+
+
+def test_unwritable_csv_dir_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+
+    status, out, err = _run(capsys, _write(tmp_path, HAND_CHECKED), "--csv-dir", str(blocker))
+
+    assert status == 2
+    assert out == ""
+    assert err.startswith(f"cfgexplorer: error: cannot write --csv-dir {blocker}")
+    assert "choose a writable directory" in err
+    assert err.count("\n") == 1
+
+
+def test_huge_replica_count_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    text = "models:\n  - {name: A, params_billion: 1, gpu: H100, tp: 1, dp: 1000000000}\n"
+
+    status, out, err = _run(capsys, _write(tmp_path, text))
+
+    assert status == 2
+    assert out == ""
+    assert "dp must be at most 100,000" in err
+    assert err.count("\n") == 1

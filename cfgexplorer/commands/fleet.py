@@ -17,6 +17,7 @@ import argparse
 from typing import Any
 
 from cfgexplorer.cli import EXIT_BAD_INPUT, add_common_output_args, emit
+from cfgexplorer.errors import UserError
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +53,13 @@ def run(args: argparse.Namespace) -> int:
 
     fleet_plan = Fleet.from_file(args.fleet_file).plan()
     if args.csv_dir:
-        fleet_plan.write_csv(args.csv_dir)
+        try:
+            fleet_plan.write_csv(args.csv_dir)
+        except OSError as exc:
+            raise UserError(
+                f"cannot write --csv-dir {args.csv_dir} ({exc.strerror or exc}); "
+                "choose a writable directory"
+            ) from None
     status = emit(fleet_plan.to_dict(), args, _render_pretty)
     if args.strict and fleet_plan.totals.models_left_out:
         return EXIT_BAD_INPUT
