@@ -422,6 +422,8 @@ class Fleet:
     engine_profile: str | None = None
     name: str = "fleet"
     base_dir: Path | None = None
+    # A shared dashboard plans fleets from links: it must not read the server's files.
+    allow_local_paths: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -575,6 +577,13 @@ class Fleet:
         profile = get_profile(self.engine_profile)
         infra = self.infrastructure
         specs: dict[str, Any] = {}  # model ref -> ModelSpec or the UserError it raised
+        if not self.allow_local_paths:
+            from cfgexplorer.sources import local_reference_error
+
+            for fm in self.models:
+                refused = local_reference_error(fm.model) if fm.model else None
+                if refused is not None:
+                    specs[fm.model] = refused
 
         results: list[ModelResult] = []
         for fm in self.models:

@@ -84,13 +84,21 @@ def load_shared_model(ref: str, token: str | None = None) -> ModelSpec:
     A dashboard takes model references from links anyone can craft; reading the server's
     own files for them would be wrong, so local configs come in by upload instead.
     """
+    refused = local_reference_error(ref)
+    if refused is not None:
+        raise refused
+    return load_model(str(ref or "").strip(), token=token)
+
+
+def local_reference_error(ref: str) -> UnknownModelError | None:
+    """The error for a reference that names a path on this machine, else None."""
     text = str(ref or "").strip()
     if text and (_looks_like_path(text) or Path(text).expanduser().exists()):
-        raise UnknownModelError(
+        return UnknownModelError(
             f"{text[:80]!r} looks like a path on the server, which the dashboard does not "
             "read; use a catalog or Hub id, or upload the config.json"
         )
-    return load_model(text, token=token)
+    return None
 
 
 def _looks_like_path(text: str) -> bool:

@@ -672,3 +672,26 @@ def test_library_constructor_validates_too() -> None:
         FleetModel(model="Qwen/Qwen3-8B", gpu="Z80")
     with pytest.raises(FleetFileError, match="rack_slots must be a whole number >= 0"):
         Infrastructure(rack_slots=-1)
+
+
+def test_a_shared_dashboard_fleet_reads_no_server_paths(tmp_path) -> None:
+    import json as _json
+    from dataclasses import replace
+
+    from cfgexplorer.fleet import Fleet
+
+    config = {
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 256,
+        "intermediate_size": 512,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": 1000,
+    }
+    (tmp_path / "config.json").write_text(_json.dumps(config))
+    fleet = Fleet.from_dict({"models": [{"model": str(tmp_path), "gpu": "H100", "tp": 1}]})
+    assert fleet.plan().models[0].status != "error"
+    shared = replace(fleet, allow_local_paths=False).plan()
+    assert shared.models[0].error
+    assert "path on the server" in shared.models[0].problems[0]

@@ -351,11 +351,13 @@ class FleetPlanner(PageState):
 
     # --- derivation -------------------------------------------------------------------
     def _compute(self, *_events: Any) -> None:
+        from dataclasses import replace
+
         from cfgexplorer.fleet import Fleet
 
         try:
             fleet = Fleet.from_dict(self.fleet_dict(), source="the fleet table")
-            result = fleet.plan()
+            result = replace(fleet, allow_local_paths=False).plan()
         except UserError as exc:
             with param.edit_constant(self):
                 self.plan = None
