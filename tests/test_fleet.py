@@ -691,7 +691,7 @@ def test_a_shared_dashboard_fleet_reads_no_server_paths(tmp_path) -> None:
     }
     (tmp_path / "config.json").write_text(_json.dumps(config))
     fleet = Fleet.from_dict({"models": [{"model": str(tmp_path), "gpu": "H100", "tp": 1}]})
-    assert fleet.plan().models[0].status != "error"
+    assert fleet.plan().models[0].fits
     shared = replace(fleet, allow_local_paths=False).plan()
     assert shared.models[0].error
     assert "path on the server" in shared.models[0].problems[0]
