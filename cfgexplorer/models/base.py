@@ -143,3 +143,26 @@ def input_names(obj: param.Parameterized) -> list[str]:
         for n, p in obj.param.objects("existing").items()
         if n != "name" and (p.precedence is None or p.precedence >= 0) and not p.constant
     ]
+
+
+class ModelPageState(PageState):
+    """A page that loads a model by reference: its Hub token and where it may look."""
+
+    hf_token = param.String(
+        default="",
+        precedence=-1,
+        doc="Hugging Face token for gated Hub models; never logged nor put in the URL.",
+    )
+    allow_local_paths = param.Boolean(
+        default=False,
+        precedence=-1,
+        doc="Let model be a path on this machine (scripts); the dashboard never allows it.",
+    )
+
+    def load_reference(self, ref: str) -> Any:
+        """The ModelSpec of a catalog id, Hub id or (scripts only) local path."""
+        from cfgexplorer.sources import load_model, load_shared_model
+
+        load = load_model if self.allow_local_paths else load_shared_model
+        # The token goes to the Hub client only; it is never logged.
+        return load(ref, token=self.hf_token or None)

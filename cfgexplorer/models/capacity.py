@@ -25,7 +25,7 @@ import param
 
 from cfgexplorer import catalog, gpus, memory
 from cfgexplorer.errors import UserError
-from cfgexplorer.models.base import PageState
+from cfgexplorer.models.base import ModelPageState
 from cfgexplorer.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def budget_segments(plan: memory.Plan | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-class CapacityPlanner(PageState):
+class CapacityPlanner(ModelPageState):
     """Per-GPU memory of one vLLM deployment, as vLLM accounts for it at start-up."""
 
     # --- inputs -------------------------------------------------------------------
@@ -88,16 +88,6 @@ class CapacityPlanner(PageState):
         objects=[DEFAULT_MODEL],
         check_on_set=False,
         doc="Model: a bundled catalog id, a Hugging Face Hub id, or an uploaded config.json.",
-    )
-    hf_token = param.String(
-        default="",
-        precedence=-1,
-        doc="Hugging Face token for gated Hub models; never logged nor put in the URL.",
-    )
-    allow_local_paths = param.Boolean(
-        default=False,
-        precedence=-1,
-        doc="Let model be a path on this machine (scripts); the dashboard never allows it.",
     )
     gpu = param.Selector(
         default=DEFAULT_GPU,
@@ -389,14 +379,7 @@ class CapacityPlanner(PageState):
                     f"{ref[len(UPLOAD_PREFIX) :]} was uploaded in another session; upload it again"
                 )
             return self._uploads[ref]
-        from cfgexplorer.sources import load_shared_model
-
-        # The token goes to the Hub client only; it is never logged.
-        if self.allow_local_paths:
-            from cfgexplorer import load_model
-
-            return load_model(ref, token=self.hf_token or None)
-        return load_shared_model(ref, token=self.hf_token or None)
+        return self.load_reference(ref)
 
     def _load_model(self) -> None:
         """Resolve the model, then make the TP choices and length bound follow it."""

@@ -15,7 +15,7 @@ import param
 
 from cfgexplorer import gpus
 from cfgexplorer.errors import UserError
-from cfgexplorer.models.base import PageState
+from cfgexplorer.models.base import ModelPageState
 from cfgexplorer.models.capacity import DEFAULT_MODEL, catalog_ids
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ POINT_COLUMNS = [
 ]
 
 
-class GPURecommender(PageState):
+class GPURecommender(ModelPageState):
     """For each GPU type: the parallelism and concurrency that maximise throughput under SLOs."""
 
     model = param.Selector(
@@ -61,16 +61,6 @@ class GPURecommender(PageState):
         objects=[DEFAULT_MODEL],
         check_on_set=False,
         doc="Model: a bundled catalog id or a Hugging Face Hub id.",
-    )
-    hf_token = param.String(
-        default="",
-        precedence=-1,
-        doc="Hugging Face token for gated Hub models; never logged nor put in the URL.",
-    )
-    allow_local_paths = param.Boolean(
-        default=False,
-        precedence=-1,
-        doc="Let model be a path on this machine (scripts); the dashboard never allows it.",
     )
     input_len = param.Integer(default=1000, bounds=(1, 1_000_000), doc="Prompt tokens per request.")
     output_len = param.Integer(default=200, bounds=(1, 1_000_000), doc="Output tokens per request.")
@@ -209,12 +199,10 @@ class GPURecommender(PageState):
 
     def _compute(self, *_events: Any) -> None:
         from cfgexplorer.recommend import recommend
-        from cfgexplorer.sources import load_model, load_shared_model
 
         try:
             req = self.request()
-            load = load_model if self.allow_local_paths else load_shared_model
-            spec = load(str(self.model), token=self.hf_token or None)
+            spec = self.load_reference(str(self.model))
             from dataclasses import replace
 
             rec = recommend(replace(req, spec=spec))
