@@ -37,7 +37,9 @@ def test_wheel_install_lists_models_from_another_directory(tmp_path):
     wheel = next(dist.glob("cfgexplorer-*.whl"))
     env_dir = tmp_path / "venv"
     # The venv sees this interpreter's packages for the dependencies; cfgexplorer itself
-    # is installed from the wheel into the venv, which comes first on sys.path.
+    # is installed from the wheel into the venv, which comes first on sys.path. CI installs
+    # cfgexplorer into that same interpreter, so pip must not count that copy as satisfying
+    # the wheel: --ignore-installed puts the wheel in the venv regardless.
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     subprocess.run(
@@ -50,6 +52,7 @@ def test_wheel_install_lists_models_from_another_directory(tmp_path):
             "install",
             "--no-deps",
             "--no-index",
+            "--ignore-installed",
             "-q",
             str(wheel),
         ],
