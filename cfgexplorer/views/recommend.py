@@ -73,9 +73,10 @@ class RecommendView(pn.viewable.Viewer):
             s.param.hf_token, name="Hugging Face token (gated models)", width=width
         )
         costs = pn.widgets.TextInput(
-            name="Your costs per GPU-hour (GPU:COST, comma separated)",
+            name="Your costs, USD per GPU-hour",
             value=", ".join(s.custom_costs),
             placeholder="H100:2.5, A100:1.4",
+            description="GPU:COST pairs, comma separated; they replace the reference prices.",
             width=width,
         )
 

@@ -83,12 +83,17 @@ def test_twenty_sessions_keep_their_own_state(server):
 
 # Closing 20 browsers at once drops websockets while the server still writes to them;
 # tornado logs those as unretrieved task errors. They are not errors of the app.
-# A client that goes away mid-write can also surface as a reset or broken pipe.
+# A client that goes away mid-write can also surface as a reset or broken pipe. And when
+# Bokeh's keep-alive ping finds a socket already closed, it detaches that connection from
+# its session before tornado's close handler runs; the handler (and any message still
+# queued from that client) then trips Bokeh's "assert self._session is not None". Seen in
+# one run of four on 2 busy cores, always after the client had closed its page.
 CLOSED_SOCKET = (
     "WebSocketClosedError",
     "StreamClosedError",
     "ConnectionResetError",
     "BrokenPipeError",
+    "assert self._session is not None",
 )
 
 
