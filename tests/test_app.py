@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+from pathlib import Path
 
+import panel as pn
 import pytest
 
 from cfgexplorer.app import Dashboard, unknown_key_notes
@@ -86,3 +88,47 @@ def test_capacity_inputs_fit_in_the_input_column():
     walk(column)
     assert widths
     assert all(w is not None and w <= INPUT_WIDTH + 20 < CONTROL_WIDTH for _n, w in widths), widths
+
+
+VLLM_RUN = (
+    Path(__file__).resolve().parent
+    / "benchmarks/samples/vllm-benchmark/lambdalabs/1xH100-80GB-SXM"
+    / "Meta-Llama-3.1-8B-FP8_tp1_len4096.json"
+)
+
+
+def test_pareto_plot_of_an_upload_without_gpu_count_renders():
+    import holoviews as hv
+    import holoviews.plotting.bokeh  # the backend the dashboard draws with
+
+    from cfgexplorer.models import SweepExplorer
+    from cfgexplorer.views.sweep import CONFIG_COLUMNS
+
+    state = SweepExplorer()
+    state.add_uploads([(VLLM_RUN.name, VLLM_RUN.read_bytes())])
+    assert len(state.filtered) == 1
+    # A vLLM bench file names no GPU count: nullable columns hold pd.NA, which HoloViews'
+    # range code cannot compare; the plot must still render with those runs in the hover.
+    assert state.filtered["Num_GPUs"].isna().all()
+    state.y_metric = "Output_Token_Throughput"
+    overlay = plots.pareto_plot(
+        state.filtered, state.front, state.x_metric, state.y_metric, [], list(CONFIG_COLUMNS)
+    )
+    hv.render(overlay, backend="bokeh")
+    runs = overlay.get(0)
+    assert len(runs) == 1
+    assert runs.dframe()["Output_Token_Throughput"].iloc[0] == pytest.approx(
+        state.filtered["Output_Token_Throughput"].iloc[0]
+    )
+
+
+def test_sweep_page_says_why_nothing_is_plotted_when_a_metric_is_missing():
+    import holoviews.plotting.bokeh  # noqa: F401 - the backend the dashboard draws with
+
+    from cfgexplorer.views.sweep import SweepView
+
+    view = SweepView()
+    view.state.add_uploads([(VLLM_RUN.name, VLLM_RUN.read_bytes())])
+    assert view.state.y_metric == "Thpt_per_GPU"
+    texts = [str(getattr(o, "object", "")) for o in view.__panel__().select(pn.pane.Alert)]
+    assert any("None of the 1 runs has both Thpt_per_User and Thpt_per_GPU" in t for t in texts)

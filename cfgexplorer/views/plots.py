@@ -115,11 +115,14 @@ def pareto_plot(
     by: list[str],
     hover_columns: list[str],
 ) -> hv.Overlay:
-    """All runs that meet the SLOs (grey) and the Pareto front (coloured, joined by a line)."""
+    """All runs that meet the SLOs (grey) and the Pareto front (coloured, joined by a line).
+
+    Runs without a value for x or y have no place on the plot and are left out.
+    """
     vdims = [y, *[c for c in hover_columns if c not in (x, y)]]
-    base = filtered.copy()
+    base = _without_pandas_na(filtered.dropna(subset=[x, y]))
     base["group"] = _group_labels(base, by)
-    on_front = front.copy()
+    on_front = _without_pandas_na(front)
     on_front["group"] = _group_labels(on_front, by)
     hover = [(c, f"@{{{c}}}") for c in [x, *vdims]]
     runs = hv.Scatter(base, x, [*vdims, "group"], label="runs").opts(
@@ -145,6 +148,26 @@ def pareto_plot(
         toolbar="above",
         hooks=[_open_link_on_tap],
     )
+
+
+def _without_pandas_na(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with pandas' nullable columns (Int64, boolean...) as plain NumPy ones.
+
+    HoloViews computes axis and hover ranges with NumPy and fails on ``pd.NA``; a run
+    without a GPU count has exactly that in its nullable columns.
+    """
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if not isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+            continue
+        if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+            column.dtype
+        ):
+            out[name] = column.astype("float64")
+        else:
+            out[name] = column.astype(object).where(column.notna(), None)
+    return out
 
 
 def _group_labels(frame: pd.DataFrame, by: list[str]) -> pd.Series:

@@ -143,6 +143,13 @@ class SweepView(pn.viewable.Viewer):
                     "No runs to plot: load results, or relax the scenario and SLOs.",
                     alert_type="info",
                 )
+            if filtered[[x, y]].dropna().empty:
+                return Alert(
+                    f"None of the {len(filtered)} runs has both {x} and {y}, so there is "
+                    "nothing to plot; pick other metrics (Thpt_per_GPU needs each run's "
+                    "GPU count).",
+                    alert_type="info",
+                )
             return pn.pane.HoloViews(
                 plots.pareto_plot(filtered, front, x, y, list(by), hover),
                 sizing_mode="stretch_width",
