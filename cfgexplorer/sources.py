@@ -223,11 +223,12 @@ _SHAPE_KEYS = {
 
 def require_shape_keys(config: dict[str, Any], where: str) -> None:
     """Name every shape field the config lacks before defaults could fill them in."""
-    from cfgexplorer.spec import text_config_of
+    from cfgexplorer.spec import check_sizes, text_config_of
 
     if not isinstance(config, dict):
         raise ModelConfigError(f"{where} is not a JSON object; pass the model's config.json")
     text = text_config_of(config)
+    check_sizes(text, where)
     missing = [label for label, names in _SHAPE_KEYS.items() if not any(n in text for n in names)]
     if missing:
         raise ModelConfigError(
@@ -242,9 +243,13 @@ def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
     missing (a trimmed Gemma 3 config gains its head counts and layer types).
     A ``model_type`` transformers does not know is returned unchanged.
     """
+    from cfgexplorer.spec import check_sizes, text_config_of
+
     model_type = config.get("model_type")
     if not model_type:
         return config
+    # Before transformers sees them: it builds per-layer lists, and 10**12 layers never end.
+    check_sizes(text_config_of(config), str(config.get("_name_or_path") or "this model"))
     # Without torch, transformers prints an advisory on import; it is not ours to show.
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     try:

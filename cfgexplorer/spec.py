@@ -470,6 +470,12 @@ def _spec_from_config(
         )
     hidden, heads = int(hidden), int(heads)
     kv_heads = int(_first(text, "num_key_value_heads", "n_head_kv", "num_kv_heads", default=heads))
+    if heads > 0 and kv_heads > 0 and heads % kv_heads:
+        raise ModelConfigError(
+            f"the config of {model_id} has {heads} attention heads and {kv_heads} KV heads; "
+            "grouped-query attention needs the heads to divide evenly into the KV heads, "
+            "so fix num_attention_heads or num_key_value_heads in config.json"
+        )
     head_dim = _first(text, "head_dim", "attention_head_dim", "kv_channels")
     head_dim = int(head_dim) if head_dim else hidden // max(heads, 1)
     vocab = _first(text, "vocab_size", "padded_vocab_size")

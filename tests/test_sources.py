@@ -9,6 +9,7 @@ from hubmock import GOOD_TOKEN, safetensors_file, tiny_llama_config, tiny_llama_
 
 from cfgexplorer import load_model
 from cfgexplorer.errors import GatedModelError, ModelConfigError, UnknownModelError
+from cfgexplorer.sources import fill_defaults
 
 
 def test_local_config_json_file(tmp_path):
@@ -143,3 +144,19 @@ def test_unknown_architecture_plans_with_a_note(tmp_path):
 def test_non_string_reference_is_refused():
     with pytest.raises(UnknownModelError, match="must be a string"):
         load_model(123)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("model_type", ["qwen3", "gemma3_text"])
+def test_huge_layer_count_is_refused_before_transformers_builds_per_layer_lists(
+    tmp_path, model_type
+):
+    # These configs make transformers build a list entry per layer: 10**12 entries would
+    # run until memory is gone, so the size check must come first.
+    cfg = tiny_llama_config(model_type=model_type)
+    cfg["num_hidden_layers"] = 10**12
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelConfigError, match="num_hidden_layers=1000000000000, outside"):
+        load_model(str(tmp_path))
+    with pytest.raises(ModelConfigError, match=r"outside 0\.\.10,000"):
+        fill_defaults(cfg)

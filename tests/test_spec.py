@@ -233,3 +233,19 @@ def test_zero_sized_fields_are_rejected():
             model_id="x/y",
             source="local",
         )
+
+
+def test_heads_that_do_not_divide_into_kv_heads_are_refused():
+    config = {
+        "model_type": "qwen3",
+        "hidden_size": 4096,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 7,
+        "num_hidden_layers": 2,
+        "intermediate_size": 12288,
+        "vocab_size": 151936,
+    }
+    with pytest.raises(ModelConfigError, match="32 attention heads and 7 KV heads"):
+        spec_from_config(config, model_id="x/y", source="local")
+    config["num_key_value_heads"] = 8
+    assert spec_from_config(config, model_id="x/y", source="local").num_kv_heads == 8
