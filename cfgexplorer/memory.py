@@ -905,6 +905,12 @@ def plan(
     max_model_len = dep.max_model_len or spec.max_position_embeddings
     mns = dep.max_num_seqs or default_mns
     mbt = dep.max_num_batched_tokens or default_mbt
+    if mbt < mns:  # vLLM's scheduler config refuses this, defaults included
+        which = "" if dep.max_num_seqs else f", {prof.name}'s default on {gpu.name}"
+        raise InvalidDeploymentError(
+            f"max_num_batched_tokens ({mbt}) must be at least max_num_seqs ({mns}{which}), "
+            f"as vLLM requires; raise max_num_batched_tokens or set max_num_seqs <= {mbt}"
+        )
     block_size = dep.block_size or int(prof.defaults["block_size"])
 
     dtype = normalise_dtype(dep.dtype if dep.dtype != "auto" else None, default=spec.dtype)

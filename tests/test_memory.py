@@ -361,3 +361,18 @@ def test_glm_fp8_experts_are_fp8():
     assert spec.quant.weight_bits == 8
     assert spec.quant.quantized_kinds == ("experts",)
     assert spec.weight_bytes / 2**30 < 360  # about half of the 667 GiB it takes in BF16
+
+
+def test_batched_tokens_below_the_default_max_num_seqs_are_refused_as_vllm_does():
+    spec = load_model("Qwen/Qwen3-32B")
+    h100 = get_gpu("H100")
+    # vllm-0.19 on an 80 GB card defaults max_num_seqs to 1024: 10 batched tokens cannot
+    # schedule that many sequences, and vLLM's scheduler config says so at start-up.
+    too_few = r"\(10\) must be at least max_num_seqs \(1024"
+    with pytest.raises(InvalidDeploymentError, match=too_few):
+        plan(spec, h100, Deployment(tp=2, max_num_batched_tokens=10))
+    with pytest.raises(InvalidDeploymentError, match=r"max_num_seqs \(100000000\)"):
+        plan(spec, h100, Deployment(tp=2, max_num_seqs=100_000_000))
+    fine = plan(spec, h100, Deployment(tp=2, max_num_batched_tokens=10, max_num_seqs=8))
+    assert fine.max_num_batched_tokens == 10
+    assert fine.max_num_seqs == 8
