@@ -245,9 +245,49 @@ def _compute_capability(gpu: GPU) -> float | None:
         return None
 
 
+# Activation dtypes vLLM's quantization methods run with (their get_supported_act_dtypes):
+# MXFP4 (gpt-oss) is bfloat16 only; the other weight formats take bfloat16 or float16, and
+# only bitsandbytes also takes float32. Methods the planner does not know are not checked.
+ACT_DTYPES_BY_QUANT_METHOD = {
+    "mxfp4": ("bfloat16",),
+    "fp8": ("bfloat16", "float16"),
+    "fp8-block": ("bfloat16", "float16"),
+    "compressed-tensors": ("bfloat16", "float16"),
+    "nvfp4": ("bfloat16", "float16"),
+    "modelopt-fp8": ("bfloat16", "float16"),
+    "modelopt-int4": ("bfloat16", "float16"),
+    "gptq": ("bfloat16", "float16"),
+    "awq": ("bfloat16", "float16"),
+    "bitsandbytes": ("bfloat16", "float16", "float32"),
+}
+# 4-bit float weights (MXFP4, NVFP4) need Ampere or newer: native on Blackwell, Marlin below.
+MIN_CC_FP4_WEIGHTS = 8.0  # vLLM's Mxfp4Config / ModelOptNvFp4Config minimum capability
+
+
+def _check_dtype_for_quantization(spec: ModelSpec, dep: Deployment) -> None:
+    """Refuse an explicit --dtype the checkpoint's (or --quantization's) kernels cannot run."""
+    if dep.dtype == "auto":
+        return
+    method = "fp8" if dep.quantization == "fp8" else spec.quant.method
+    allowed = ACT_DTYPES_BY_QUANT_METHOD.get(method)
+    dtype = normalise_dtype(dep.dtype, default=spec.dtype)
+    if allowed is None or dtype in allowed:
+        return
+    raise InvalidDeploymentError(
+        f"vLLM runs {method} weights with {' or '.join(allowed)} activations, not {dtype}; "
+        f"use --dtype {allowed[0]} or auto"
+    )
+
+
 def _check_gpu_support(spec: ModelSpec, gpu: GPU, dep: Deployment) -> None:
     """Refuse dtypes and weight formats the GPU cannot run in vLLM."""
+    _check_dtype_for_quantization(spec, dep)
     cc = _compute_capability(gpu)
+    if spec.quant.method in ("mxfp4", "nvfp4") and cc is not None and cc < MIN_CC_FP4_WEIGHTS:
+        raise InvalidDeploymentError(
+            f"{gpu.name} (compute capability {cc:g}) cannot run {spec.quant.method} weights in "
+            "vLLM, which needs compute capability 8.0 or newer; choose an Ampere or newer GPU"
+        )
     if dep.dtype in ("bfloat16", "bf16") and cc is not None and cc < MIN_CC_BF16:
         raise InvalidDeploymentError(
             f"{gpu.name} (compute capability {cc:g}) cannot run bfloat16 in vLLM; use "

@@ -376,3 +376,43 @@ def test_batched_tokens_below_the_default_max_num_seqs_are_refused_as_vllm_does(
     fine = plan(spec, h100, Deployment(tp=2, max_num_batched_tokens=10, max_num_seqs=8))
     assert fine.max_num_batched_tokens == 10
     assert fine.max_num_seqs == 8
+
+
+@pytest.mark.parametrize(
+    ("model", "dtype", "quantization", "fragment"),
+    [
+        (
+            "openai/gpt-oss-20b",
+            "float32",
+            None,
+            "mxfp4 weights with bfloat16 activations, not float32",
+        ),
+        (
+            "openai/gpt-oss-20b",
+            "float16",
+            None,
+            "mxfp4 weights with bfloat16 activations, not float16",
+        ),
+        ("Qwen/Qwen3-32B-FP8", "float32", None, "fp8-block weights with bfloat16 or float16"),
+        ("Qwen/Qwen3-32B", "float32", "fp8", "fp8 weights with bfloat16 or float16"),
+    ],
+)
+def test_dtypes_the_quantized_kernels_cannot_run_are_refused(model, dtype, quantization, fragment):
+    spec = load_model(model)
+    dep = Deployment(tp=2, dtype=dtype, quantization=quantization)
+    with pytest.raises(InvalidDeploymentError, match=fragment):
+        plan(spec, get_gpu("H100"), dep)
+
+
+def test_quantized_checkpoints_keep_the_dtypes_their_kernels_take():
+    h100 = get_gpu("H100")
+    assert plan(load_model("Qwen/Qwen3-32B-FP8"), h100, Deployment(tp=2, dtype="float16")).fits
+    assert plan(load_model("openai/gpt-oss-20b"), h100, Deployment(dtype="bfloat16")).fits
+    # An unquantized model runs in float32 (4 bytes a weight: 32.8 B x 4 B over 4 GPUs).
+    fp32 = plan(load_model("Qwen/Qwen3-32B"), h100, Deployment(tp=4, dtype="float32"))
+    assert fp32.weights_gib == pytest.approx(32.76e9 * 4 / 4 / 2**30, rel=0.01)
+
+
+def test_fp4_weights_need_ampere_or_newer():
+    with pytest.raises(InvalidDeploymentError, match=r"compute capability 7\.5\) cannot run mxfp4"):
+        plan(load_model("openai/gpt-oss-20b"), get_gpu("T4"), Deployment())
