@@ -72,7 +72,10 @@ class RecommendRequest:
     its replicas); None uses the ladder up to the KV limit. ``request_rate``
     instead loads every deployment with that many requests per second (split
     evenly over its replicas; random arrivals only). ``arrivals`` is
-    ``random`` or ``synchronized`` (see :mod:`cfgexplorer.roofline`). SLOs are
+    ``random``, ``synchronized`` or ``static`` (a static batch: all sequences start
+    and stop together, as TensorRT-LLM's gptSessionBenchmark ran; see
+    :mod:`cfgexplorer.roofline`). A workload longer than the model's maximum context
+    is refused unless ``allow_long_max_model_len`` is set, as vLLM does. SLOs are
     None when not set. ``custom_costs`` maps GPU names to a cost per GPU-hour.
     """
 
@@ -98,6 +101,7 @@ class RecommendRequest:
     spec: ModelSpec | None = None
     arrivals: str = DEFAULT_ARRIVALS
     request_rate: float | None = None  # requests/s per deployment
+    allow_long_max_model_len: bool = False
 
     def slos(self) -> dict[str, float]:
         """The SLOs that are set, keyed like the estimate's metrics."""
@@ -176,6 +180,10 @@ class Point:
             "saturated": e.saturated,
             "meets_slo": self.meets_slo,
             "bound": e.bound,
+            "prefill_bound": e.prefill_bound,
+            "decode_bound": e.decode_bound,
+            "prefill_intensity_flop_per_byte": round(e.prefill_intensity, 2),
+            "decode_intensity_flop_per_byte": round(e.decode_intensity, 2),
             "ttft_ms_upper": round(e.upper("ttft_ms"), 3),
             "itl_ms_upper": round(e.upper("itl_ms"), 3),
             "e2e_s_upper": round(e.upper("e2e_s"), 4),
@@ -434,9 +442,9 @@ def validate_request(req: RecommendRequest) -> None:
             raise InvalidDeploymentError(f"concurrency levels must be whole numbers >= 1, got {c}")
     if req.tp is not None and (not isinstance(req.tp, int) or req.tp < 1):
         raise InvalidDeploymentError(f"--tp must be a whole number >= 1, got {req.tp}")
-    if req.arrivals not in ARRIVALS:
+    if req.arrivals not in RECOMMEND_ARRIVALS:
         raise InvalidDeploymentError(
-            f"--arrivals must be {' or '.join(ARRIVALS)}, got {req.arrivals!r}"
+            f"--arrivals must be {', '.join(RECOMMEND_ARRIVALS)}, got {req.arrivals!r}"
         )
     if req.request_rate is not None:
         if not req.request_rate > 0 or not math.isfinite(req.request_rate):
@@ -445,16 +453,20 @@ def validate_request(req: RecommendRequest) -> None:
             )
         if req.concurrency:
             raise InvalidDeploymentError("give --request-rate or --concurrency, not both")
-    if req.arrivals == "synchronized" and (req.request_rate or req.target_rps):
+    if req.arrivals != "random" and (req.request_rate or req.target_rps):
         raise InvalidDeploymentError(
-            "synchronized clients are counted, not timed: use --concurrency or "
-            "--target-concurrency with --arrivals synchronized, or --arrivals random"
+            f"{req.arrivals} clients are counted, not timed: use --concurrency or "
+            f"--target-concurrency with --arrivals {req.arrivals}, or --arrivals random"
         )
     get_engine(req.engine)
     if req.engine_profile is not None:
         from cfgexplorer.memory import get_profile
 
         get_profile(req.engine_profile)  # an unknown name is one sentence, before any search
+
+
+# How clients load a deployment: the estimator's arrival models plus a static batch.
+RECOMMEND_ARRIVALS = (*ARRIVALS, "static")
 
 
 def recommend(req: RecommendRequest, estimator: Estimator | None = None) -> Recommendation:
@@ -482,6 +494,14 @@ def recommend(req: RecommendRequest, estimator: Estimator | None = None) -> Reco
 
     validate_request(req)
     spec = req.spec or load_model(req.model)
+    length = req.input_len + req.output_len
+    if length > spec.max_position_embeddings and not req.allow_long_max_model_len:
+        raise InvalidDeploymentError(
+            f"{req.input_len} input + {req.output_len} output tokens exceed {spec.model_id}'s "
+            f"maximum context of {spec.max_position_embeddings} tokens, and vLLM rejects such "
+            "requests; shorten the workload, or pass --allow-long-max-model-len if the model's "
+            "RoPE scaling really extends it"
+        )
     gpus = [get_gpu(n) for n in req.gpu_list] if req.gpu_list else list_gpus()
     gpus = list({g.name: g for g in gpus}.values())
     limits = {get_gpu(name).name: n for name, n in req.max_gpus_per_type.items()}
@@ -578,7 +598,8 @@ def _search_gpu(
             kv_cache_dtype=req.kv_cache_dtype,
             engine=req.engine,
             engine_profile=req.engine_profile,
-            arrivals=req.arrivals,
+            arrivals="synchronized" if req.arrivals == "static" else req.arrivals,
+            batching="static" if req.arrivals == "static" else "continuous",
         )
         kv_limit, why = est.kv_limit(base)
         if why or not kv_limit or kv_limit < 1:

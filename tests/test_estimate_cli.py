@@ -121,3 +121,94 @@ def test_pretty_names_the_point_behind_each_best(capsys):
     status, out, _ = _run(capsys, "--pretty", "--concurrency", "1,2", "--gpu-list", "H100")
     assert status == 0
     assert "lowest_cost_per_million_tokens: H100-SXM-80GB x1 (tp 1, concurrency 2)" in out
+
+
+def _calibration_row(row_id):
+    import csv
+
+    from cfgexplorer.paths import data_dir
+
+    with (data_dir() / "measurements" / "serving_calibration.csv").open() as f:
+        return next(r for r in csv.DictReader(f) if r["id"] == row_id)
+
+
+@pytest.mark.parametrize("row_id", ["trt090_02", "trt090_03"])
+def test_static_batches_reproduce_the_trtllm_calibration_rows(capsys, row_id):
+    row = _calibration_row(row_id)
+    status = main(
+        [
+            "estimate",
+            "--model",
+            row["model_id"],
+            "--input-len",
+            row["input_len"],
+            "--output-len",
+            row["output_len"],
+            "--gpu-list",
+            "H100",
+            "--max-gpus",
+            "1",
+            "--tp",
+            "1",
+            "--concurrency",
+            row["concurrency"],
+            "--quantization",
+            "fp8",
+            "--kv-cache-dtype",
+            "fp8",
+            "--engine",
+            "trtllm",
+            "--arrivals",
+            "static",
+        ]
+    )
+    assert status == 0
+    d = json.loads(capsys.readouterr().out)
+    point = d["gpu_results"]["H100-SXM-80GB"]["points"][0]
+    assert d["provenance"]["arrivals"].startswith("static batch")
+    # Within the calibration's own error band (TTFT and ITL within 10% on these rows).
+    assert point["ttft_ms"] == pytest.approx(float(row["ttft_ms"]), rel=0.10)
+    assert point["itl_ms"] == pytest.approx(float(row["itl_ms"]), rel=0.10)
+
+
+def test_static_batches_refuse_a_request_rate(capsys):
+    status, _, err = _run(capsys, "--arrivals", "static", "--target-rps", "5")
+    assert status == 2
+    assert "static clients are counted, not timed" in err
+
+
+def test_workload_longer_than_the_model_context_is_refused_unless_allowed(capsys):
+    status, out, err = _run(capsys, "--input-len", "9000")  # Llama 3 8B: 8,192 tokens
+    assert status == 2
+    assert out == ""
+    assert "9000 input + 200 output tokens exceed" in err
+    assert "maximum context of 8192 tokens" in err
+    status, out, _ = _run(capsys, "--input-len", "9000", "--allow-long-max-model-len")
+    assert status == 0
+    assert json.loads(out)["gpu_results"]
+
+
+def test_each_point_says_what_bounds_prefill_and_decode(capsys):
+    status, out, _ = _run(capsys, "--concurrency", "1")
+    assert status == 0
+    point = json.loads(out)["gpu_results"]["H100-SXM-80GB"]["points"][0]
+    # 1,000 prompt tokens reuse each weight byte about 1,000 times: compute-bound; one
+    # decoded token reads all weights for ~2 FLOPs per 2-byte parameter: memory-bound.
+    assert point["prefill_bound"] == "compute"
+    assert point["decode_bound"] == "memory"
+    assert 500 < point["prefill_intensity_flop_per_byte"] < 1500
+    assert 0.5 < point["decode_intensity_flop_per_byte"] < 5
+
+
+def test_pretty_shows_the_sizing_for_a_target_rate(capsys):
+    status, out, _ = _run(capsys, "--target-rps", "20", "--pretty")
+    assert status == 0
+    assert "Sized for 20 requests/s" in out
+    status, raw, _ = _run(capsys, "--target-rps", "20")
+    sizing = json.loads(raw)["gpu_results"]["H100-SXM-80GB"]["sizing"]
+    after = out[out.index("Sized for") :].splitlines()
+    row = next(line for line in after if "H100-SXM-80GB" in line)
+    cells = [c.strip() for c in row.split("│")]
+    # GPU, TP, replicas, GPUs, conc/replica, req/s/replica, TTFT, ITL, E2E, $/h
+    assert cells[2:5] == [str(sizing["tp"]), str(sizing["replicas"]), str(sizing["num_gpus"])]
+    assert cells[6] == f"{sizing['request_rate_per_replica']:,.2f}"

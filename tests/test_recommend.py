@@ -273,7 +273,7 @@ def test_no_fit_reason_quotes_the_largest_tp_tried():
     [
         ({"engine_profile": "nope"}, "unknown engine profile 'nope'"),
         ({"engine": "nope"}, "unknown engine 'nope'"),
-        ({"arrivals": "nope"}, "--arrivals must be random or synchronized"),
+        ({"arrivals": "nope"}, "--arrivals must be random, synchronized, static"),
         ({"max_e2e_s": float("inf")}, "--max-latency must be a finite number"),
         ({"max_ttft_ms": float("nan")}, "--max-ttft must be a finite number"),
         ({"target_rps": float("inf")}, "--target-rps must be a finite number"),

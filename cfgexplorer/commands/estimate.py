@@ -80,11 +80,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--arrivals",
         default="random",
-        choices=["random", "synchronized"],
+        choices=["random", "synchronized", "static"],
         help=(
             "random: Poisson-like traffic (default); synchronized: fixed-length closed-loop "
-            "clients in lockstep, as the calibration benchmarks ran"
+            "clients in lockstep, as the NIM calibration benchmarks ran; static: one batch "
+            "that starts and ends together, as TensorRT-LLM's gptSessionBenchmark ran"
         ),
+    )
+    parser.add_argument(
+        "--allow-long-max-model-len",
+        action="store_true",
+        help="allow input + output beyond the model's maximum context (as vLLM's "
+        "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1)",
     )
     parser.add_argument("--quantization", choices=["fp8"], help="vLLM runtime quantization")
     parser.add_argument(
@@ -193,6 +200,7 @@ def build_request(args: argparse.Namespace) -> Any:
         include_points=bool(args.verbose) or args.request_rate is not None,
         arrivals=args.arrivals,
         request_rate=args.request_rate,
+        allow_long_max_model_len=args.allow_long_max_model_len,
     )
 
 
@@ -271,6 +279,7 @@ def _render_pretty(result: dict[str, Any]) -> str:
                     f"{key}: {item['gpu']} x{item['num_gpus']} ({where}) "
                     f"{item['metric']} = {item['value']}"
                 )
+        _print_sizing(console, result)
         groups: dict[str, list[str]] = {}
         for name, reason in result["failed_gpus"].items():
             # The reason's category is its opening words, up to the first ":" or " (".
@@ -288,3 +297,41 @@ def _render_pretty(result: dict[str, Any]) -> str:
             f"engine {prov['engine']}; arrivals {prov['arrivals']}; band: {prov['error_band']}"
         )
     return capture.get()
+
+
+def _print_sizing(console: Any, result: dict[str, Any]) -> None:
+    """With --target-rps or --target-concurrency: the replicas each GPU type needs."""
+    sized = {n: r["sizing"] for n, r in result["gpu_results"].items() if r.get("sizing")}
+    if not sized:
+        return
+    from rich.table import Table
+
+    first = next(iter(sized.values()))
+    target = (
+        f"{first['target_rps']:g} requests/s"
+        if first.get("target_rps") is not None
+        else f"{first['target_concurrency']} concurrent requests"
+    )
+    table = Table(title=f"Sized for {target}", header_style="bold")
+    columns = [
+        ("GPU", None, "{}"),
+        ("TP", "tp", "{}"),
+        ("replicas", "replicas", "{}"),
+        ("GPUs", "num_gpus", "{}"),
+        ("conc/replica", "concurrency_per_replica", "{:,.1f}"),
+        ("req/s/replica", "request_rate_per_replica", "{:,.2f}"),
+        ("TTFT ms", "ttft_ms", "{:,.1f}"),
+        ("ITL ms", "itl_ms", "{:.2f}"),
+        ("E2E s", "e2e_s", "{:.2f}"),
+        ("$/h", "cost_per_hour", "{:.2f}"),
+        ("note", None, "{}"),
+    ]
+    for title, _key, _fmt in columns:
+        table.add_column(title, justify="left" if title in ("GPU", "note") else "right")
+    for name, z in sized.items():
+        cells = [
+            "-" if z.get(key) is None else fmt.format(z[key]) for _t, key, fmt in columns[1:-1]
+        ]
+        note = "" if z.get("within_max_gpus", True) else "more GPUs than --max-gpus"
+        table.add_row(name, *cells, note)
+    console.print(table)
