@@ -149,6 +149,19 @@ def test_plan_show_possible_tp_lists_reasons(capsys):
     assert "5" in tp["rejected"]
 
 
+def test_plan_pretty_lists_rejected_tp_sizes_grouped_by_reason(capsys):
+    status, out, _ = run(
+        capsys, "plan", "--model", "Qwen/Qwen3-30B-A3B-FP8", "--show-possible-tp", "--pretty"
+    )
+    assert status == 0
+    assert "valid TP sizes: 1, 2\n" in out
+    # 32 heads: every size that does not divide 32, on one line with the reason.
+    assert "rejected 3, 5, 6, 7, 9, 10," in out
+    assert ": 32 attention heads are not divisible by TP" in out
+    # The 768-wide experts cut into FP8 blocks of 128 columns: 4 ranks get 192 each.
+    assert "rejected 4: each rank's share of width 768 (192) is not a multiple" in out
+
+
 def test_plan_batch_size_that_does_not_fit_is_a_problem(capsys):
     status, out, _ = run(
         capsys,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from typing import Any
 
 from cfgexplorer.cli import add_common_output_args, emit
@@ -218,9 +219,19 @@ def render_plan(r: dict[str, Any]) -> str:
             )
     tp = r["valid_tp"]
     lines.append(f"  valid TP sizes: {', '.join(map(str, tp['valid'])) or 'none'}")
+    lines += [f"    rejected {sizes}: {why}" for why, sizes in rejected_tp_groups(tp["rejected"])]
     lines.append(f"  {r['vllm_serve']}")
     lines += [f"  note: {n}" for n in r["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def rejected_tp_groups(rejected: dict[str, str]) -> list[tuple[str, str]]:
+    """Rejected TP sizes that share a reason, as (reason with TP for the size, "3, 5, 6")."""
+    groups: dict[str, list[str]] = {}
+    for size, reason in rejected.items():
+        generic = re.sub(rf"\b{re.escape(size)}\b", "TP", reason)
+        groups.setdefault(generic, []).append(size)
+    return [(why, ", ".join(sizes)) for why, sizes in groups.items()]
 
 
 def budget_bar(m: dict[str, float]) -> str:
