@@ -110,16 +110,20 @@ def test_unknown_pareto_column_exits_2(capsys: pytest.CaptureFixture[str], demo:
     assert "unknown column 'Speed'" in err
 
 
-def test_nothing_loadable_exits_2_but_lists_reasons(
+def test_nothing_loadable_exits_2_naming_each_file_and_its_reason(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     (tmp_path / "junk.yaml").write_text("just: text\n")
+    (tmp_path / "empty.json").write_text("")
 
     status, out, err = _run(capsys, str(tmp_path))
 
     assert status == 2
-    assert json.loads(out)["loaded"]["skipped"][0]["reason"].startswith("unknown format")
-    assert "no benchmark results" in err
+    assert out == ""  # nothing half-printed: one sentence on stderr
+    assert len(err.strip().splitlines()) == 1
+    assert "no benchmark results could be loaded" in err
+    assert f"{tmp_path / 'empty.json'}: empty file" in err
+    assert f"{tmp_path / 'junk.yaml'}: unknown format" in err
 
 
 def test_bad_output_suffix_exits_2(

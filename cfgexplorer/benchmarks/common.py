@@ -342,7 +342,7 @@ def finalize_row(row: Row) -> Row:
     Raises
     ------
     ReportFileError
-        When a measured value is negative (see the module docstring for the rule).
+        When a measured value is negative or infinite (see the module docstring).
     """
     for column in MEASURED_COLUMNS:
         value = row.get(column)
@@ -350,6 +350,11 @@ def finalize_row(row: Row) -> Row:
             raise ReportFileError(
                 f"{column} is negative ({value:g}); latencies, throughputs and request counts "
                 "cannot be, so the file is skipped: fix the value or remove it"
+            )
+        if is_known(value) and math.isinf(value):
+            raise ReportFileError(
+                f"{column} is infinite; a measured latency, throughput or request count is "
+                "a finite number, so the file is skipped: fix the value or remove it"
             )
     for column in ("ISL", "OSL"):
         if is_known(row.get(column)) and math.isfinite(row[column]):

@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     """Load, filter and rank; print the JSON (or tables) and write ``--output``."""
     from cfgexplorer import explore
     from cfgexplorer.benchmarks import columns_table, load_paths
-    from cfgexplorer.cli import EXIT_BAD_INPUT, emit
+    from cfgexplorer.cli import emit
     from cfgexplorer.errors import ReportFileError
 
     if args.list_what == "columns":
@@ -202,6 +202,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     table = loaded.table
+    if table.empty:
+        shown = "; ".join(f"{path}: {reason}" for path, reason in loaded.skipped[:3])
+        more = f" (and {len(loaded.skipped) - 3} more)" if len(loaded.skipped) > 3 else ""
+        raise ReportFileError(
+            "no benchmark results could be loaded"
+            + (f" ({shown}{more})" if shown else " (no result files found)")
+            + "; point at llm-d, vLLM bench, GuideLLM or inference-perf result files"
+        )
 
     for column in [*scenario_cols, *by]:
         explore.metric_direction(table, column)  # raises on an unknown column
@@ -221,11 +229,7 @@ def run(args: argparse.Namespace) -> int:
         "pareto": {"metrics": pareto, "by": by, "rows": records(front, front_cols)},
         "output": args.output,
     }
-    status = emit(result, _no_output(args), _render_pretty)
-    if table.empty:
-        sys.stderr.write("cfgexplorer: error: no benchmark results could be loaded\n")
-        return EXIT_BAD_INPUT
-    return status
+    return emit(result, _no_output(args), _render_pretty)
 
 
 def _no_output(args: argparse.Namespace) -> argparse.Namespace:

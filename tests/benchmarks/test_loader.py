@@ -261,6 +261,11 @@ def _vllm_with(samples: Path, tmp_path: Path, name: str, **changes: object) -> N
         ),
         ({"output_throughput": -1.0}, "Output_Token_Throughput is negative (-1)"),
         (
+            {"output_throughput": float("inf")},
+            "Output_Token_Throughput is infinite; a measured latency, throughput or request "
+            "count is a finite number",
+        ),
+        (
             {"p99_ttft_ms": "fast"},
             "p99_ttft_ms is 'fast', not a number; a measured value must be a number or null, "
             "so fix or remove it",
