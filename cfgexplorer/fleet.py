@@ -103,6 +103,7 @@ _NO = ("no", "false", "n", "0")
 # Upper bounds that keep a plan to a fraction of a second and its output readable.
 MAX_FLEET_GPUS = 100_000  # GPUs; about the largest AI clusters built, per fleet file
 MAX_PARALLEL_SIZE = 1024  # GPUs; per TP group or pipeline, above any NVLink domain (NVL576)
+MAX_MANUAL_PARAMS_BILLION = 100_000  # billions; 100 T parameters, far above any served model
 MAX_GPUS_PER_SERVER = 1024  # GPUs; the same reasoning: a server is at most one NVLink domain
 
 STATUS_PLANNED = "planned"
@@ -131,7 +132,14 @@ def _number(value: Any, where: str, key: str, minimum: float, strict: bool = Fal
     if ok and (value > minimum if strict else value >= minimum):
         return float(value)
     bound = f"more than {minimum:g}" if strict else f"at least {minimum:g}"
-    raise FleetFileError(f"{where}: {key} must be a number {bound}, got {value!r}")
+    hint = ""
+    if isinstance(value, str):
+        try:
+            float(value)
+            hint = f" (YAML reads {value} as text; write the number with a dot, e.g. 1.0e+3)"
+        except ValueError:
+            pass
+    raise FleetFileError(f"{where}: {key} must be a number {bound}, got {value!r}{hint}")
 
 
 def _unknown_keys(given: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -224,6 +232,11 @@ class FleetModel:
         if not self.name and isinstance(self.model, str):
             object.__setattr__(self, "name", self.model.strip())
         if not isinstance(self.name, str) or not self.name.strip():
+            if self.model is None and self.params_billion is None:
+                raise FleetFileError(
+                    "a model entry needs model: (a catalog id, path or Hub id), or name: and "
+                    "params_billion: for a manual entry"
+                )
             raise FleetFileError("a manual model entry needs a name, such as name: in-house-13b")
         where = f"model {self.name!r}"
 
@@ -236,7 +249,12 @@ class FleetModel:
         if self.model is not None and (not isinstance(self.model, str) or not self.model.strip()):
             raise FleetFileError(f"{where}: model must be a model id or path, got {self.model!r}")
         if manual:
-            _number(self.params_billion, where, "params_billion", 0.0, strict=True)
+            billions = _number(self.params_billion, where, "params_billion", 0.0, strict=True)
+            if billions > MAX_MANUAL_PARAMS_BILLION:
+                raise FleetFileError(
+                    f"{where}: params_billion {billions:g} is more than "
+                    f"{MAX_MANUAL_PARAMS_BILLION:,} billion parameters; give the count in billions"
+                )
             quant = self.quantization if self.quantization is not None else "bf16"
             if quant not in QUANTIZATIONS:
                 raise FleetFileError(
@@ -1099,6 +1117,11 @@ def _plan_reference(
     try:
         spec = _load_spec(fm.model, specs, base_dir)
         result.source = spec.source
+        if fm.max_model_len and fm.max_model_len > spec.max_position_embeddings:
+            raise FleetFileError(
+                f"max_model_len {fm.max_model_len} exceeds {spec.model_id}'s maximum of "
+                f"{spec.max_position_embeddings} tokens; lower max_model_len in the fleet file"
+            )
         dep = Deployment(tp=fm.tp, pp=fm.pp, dp=fm.dp, max_model_len=fm.max_model_len)
         p = plan(spec, gpu, dep, profile)
     except UserError as exc:

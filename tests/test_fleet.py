@@ -460,6 +460,16 @@ def test_unknown_model_is_an_error_for_that_model_only() -> None:
     assert result.models[1].status == STATUS_PLANNED
 
 
+def test_max_model_len_beyond_the_model_is_an_error_in_fleet_words() -> None:
+    result = _plan([{"model": "Qwen/Qwen3-8B", "gpu": "H100", "max_model_len": 100_000}])
+
+    assert result.models[0].status == STATUS_ERROR
+    assert result.models[0].problems == [
+        "max_model_len 100000 exceeds Qwen/Qwen3-8B's maximum of 40960 tokens; "
+        "lower max_model_len in the fleet file"
+    ]
+
+
 def test_relative_local_path_resolves_against_the_fleet_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -599,6 +609,15 @@ _VALID_MODEL = "  - model: Qwen/Qwen3-8B\n    gpu: H100\n"
             "models:\n  - name: m\n    params_billion: 7\n    moe: maybe\n    gpu: H100\n",
             "moe must be yes or no",
         ),
+        (
+            "models:\n  - name: m\n    params_billion: 1e30\n    gpu: H100\n",
+            "got '1e30' (YAML reads 1e30 as text; write the number with a dot",
+        ),
+        (
+            "models:\n  - name: m\n    params_billion: 1.0e+30\n    gpu: H100\n",
+            "params_billion 1e+30 is more than 100,000 billion parameters",
+        ),
+        ("models:\n  - gpu: H100\n", "a model entry needs model: (a catalog id, path or Hub id)"),
         ("infrastructure: {pue: 0.9}\nmodels:\n" + _VALID_MODEL, "pue must be a number at least 1"),
         (
             "infrastructure: {power_budget_kw: -5}\nmodels:\n" + _VALID_MODEL,
