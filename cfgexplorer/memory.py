@@ -16,6 +16,7 @@ Pure functions and dataclasses only; no Panel, Param or HoloViews.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
@@ -852,6 +853,7 @@ class Plan:
     num_gpus: int = 1
     worst_stage: int = 0
     kv_groups: list[dict[str, Any]] = field(default_factory=list)
+    serve_target: str = ""  # the model argument of `vllm serve`; model_id when empty
 
     @property
     def unused_gib(self) -> float:
@@ -907,7 +909,8 @@ class Plan:
             "stages": [s.to_dict() for s in self.stages],
             "worst_stage": self.worst_stage,
             "vllm_args": list(self.vllm_args),
-            "vllm_serve": "vllm serve " + " ".join([self.model_id, *self.vllm_args]),
+            "vllm_serve": "vllm serve "
+            + " ".join([shlex.quote(self.serve_target or self.model_id), *self.vllm_args]),
             "notes": list(self.notes),
         }
 
@@ -1077,6 +1080,7 @@ def plan(
     weights_total = sum(s.weights_gib for s in stage_plans) * dep.tp * dep.dp
     return Plan(
         model_id=spec.model_id,
+        serve_target=spec.serve_target,
         gpu=gpu.name,
         deployment=dep,
         profile=prof,

@@ -10,6 +10,7 @@ with the defaults of the installed transformers when it knows the
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -143,7 +144,7 @@ def load_local(path: Path) -> ModelSpec:
     if hf_quant is None and (folder / "hf_quant_config.json").is_file():
         hf_quant = read_json(folder / "hf_quant_config.json")
     counts = local_safetensors_params(folder)
-    name = config.get("_name_or_path") or folder.name
+    name = config.get("_name_or_path") or folder.resolve().name
     require_shape_keys(config, str(config_path))
     spec = spec_from_config(
         fill_defaults(config),
@@ -153,6 +154,7 @@ def load_local(path: Path) -> ModelSpec:
         hf_quant_config=hf_quant,
         safetensors_params=counts,
     )
+    spec = dataclasses.replace(spec, local_path=str(folder.resolve()))
     check_supported(spec)
     return spec
 

@@ -193,8 +193,22 @@ class ModelSpec:
     rotary_dim: int = 0  # dimensions rotated by RoPE (0: no rotary embedding)
     safetensors_params: dict[str, int] | None = None
     notes: tuple[str, ...] = ()
+    local_path: str | None = None  # the folder vLLM would load a local model from
 
     # --- derived views -------------------------------------------------------
+    @property
+    def serve_target(self) -> str:
+        """What ``vllm serve`` is given: the Hub id, or the folder holding a local model.
+
+        An uploaded config comes without its folder, so the line names a placeholder path.
+        """
+        if self.local_path:
+            return self.local_path
+        if self.source == "upload":
+            name = self.model_id.rstrip("/").rsplit("/", 1)[-1]
+            return f"/path/to/{'model' if not name or name.endswith('.json') else name}"
+        return self.model_id
+
     @property
     def attention_kinds(self) -> dict[str, int]:
         """Count of layers per attention kind."""

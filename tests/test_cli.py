@@ -328,3 +328,19 @@ def test_models_search_matches_every_word_across_fields(capsys):
     assert "meta-llama/Llama-3.1-70B" in ids
     _, out, _ = run(capsys, "models", "--search", "mamba")
     assert {r["id"] for r in json.loads(out)} >= {"nvidia/Nemotron-H-56B-Base-8K"}
+
+
+def test_plan_of_a_local_config_serves_the_folder_not_a_bare_name(capsys, tmp_path, monkeypatch):
+    from cfgexplorer.catalog import raw_files
+
+    folder = tmp_path / "qwen3 8b copy"  # a space: the serve line must quote the path
+    folder.mkdir()
+    config = raw_files("Qwen/Qwen3-8B")["config"]
+    config.pop("_name_or_path", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(folder)
+    status, out, _ = run(capsys, "plan", "--model", "config.json", "--max-model-len", "4096")
+    assert status == 0
+    d = json.loads(out)
+    assert d["model"] == "qwen3 8b copy"
+    assert d["vllm_serve"].startswith(f"vllm serve '{folder.resolve()}' --max-model-len 4096")

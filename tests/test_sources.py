@@ -160,3 +160,25 @@ def test_huge_layer_count_is_refused_before_transformers_builds_per_layer_lists(
         load_model(str(tmp_path))
     with pytest.raises(ModelConfigError, match=r"outside 0\.\.10,000"):
         fill_defaults(cfg)
+
+
+def test_a_local_config_is_named_by_its_folder_and_served_from_its_absolute_path(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(tiny_llama_config()))
+    monkeypatch.chdir(folder)
+    spec = load_model("config.json")
+    assert spec.model_id == "my-model"  # not "."
+    assert spec.local_path == str(folder.resolve())
+    assert spec.serve_target == str(folder.resolve())
+
+
+def test_an_uploaded_config_is_served_from_a_placeholder_folder():
+    from cfgexplorer.spec import spec_from_config
+
+    named = spec_from_config(tiny_llama_config(), model_id="acme/chat-7b", source="upload")
+    assert named.serve_target == "/path/to/chat-7b"
+    bare = spec_from_config(tiny_llama_config(), model_id="config.json", source="upload")
+    assert bare.serve_target == "/path/to/model"
