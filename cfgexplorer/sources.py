@@ -155,6 +155,12 @@ def load_local(path: Path) -> ModelSpec:
         safetensors_params=counts,
     )
     spec = dataclasses.replace(spec, local_path=str(folder.resolve()))
+    if counts is None and any(folder.glob("*.safetensors")):
+        note = (
+            f"the safetensors headers in {folder} could not be read; parameter counts come "
+            "from the config"
+        )
+        spec = dataclasses.replace(spec, notes=(*spec.notes, note))
     check_supported(spec)
     return spec
 

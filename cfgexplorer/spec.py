@@ -15,7 +15,7 @@ transformers' defaults by :mod:`cfgexplorer.sources`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cfgexplorer.errors import ModelConfigError, UnsupportedArchitectureError
@@ -391,14 +391,21 @@ def spec_from_config(
         raise ModelConfigError(f"the config of {model_id} is not a JSON object")
     check_sizes(text_config_of(config), model_id)
     try:
-        return _spec_from_config(
+        spec = _spec_from_config(
             config,
             model_id=model_id,
             source=source,
             revision=revision,
             hf_quant_config=hf_quant_config,
-            safetensors_params=safetensors_params,
+            safetensors_params=None,
         )
+        if not safetensors_params:
+            return spec
+        why = _implausible_counts(spec, safetensors_params)
+        if why:
+            note = f"safetensors parameter counts ignored: {why}; counts come from the config"
+            return replace(spec, notes=(*spec.notes, note))
+        return replace(spec, safetensors_params=dict(safetensors_params))
     except (TypeError, ValueError, OverflowError, ZeroDivisionError, AttributeError) as exc:
         raise ModelConfigError(
             f"the config of {model_id} has a value the planner cannot read ({exc}); "
@@ -615,6 +622,26 @@ def _spec_from_config(
         safetensors_params=safetensors_params,
         notes=tuple(notes),
     )
+
+
+# Unquantized checkpoints store every parameter: their safetensors count must agree with
+# the architecture's within this factor (the catalog agrees within 1%), else one is wrong.
+SAFETENSORS_COUNT_TOLERANCE = 2.0  # ratio; an assumption, far outside any real mismatch
+
+
+def _implausible_counts(spec: ModelSpec, counts: dict[str, int]) -> str | None:
+    """Why safetensors counts cannot be this model's, or None when they can."""
+    bad = [d for d, n in counts.items() if not isinstance(n, int) or n < 0]
+    total = sum(n for n in counts.values() if isinstance(n, int))
+    if bad or total <= 0:
+        return f"negative or empty counts ({', '.join(map(str, bad)) or 'total 0'})"
+    if spec.quant.is_quantized:  # packed int4 and scales: element counts differ by design
+        return None
+    computed = spec.params.total
+    low, high = computed / SAFETENSORS_COUNT_TOLERANCE, computed * SAFETENSORS_COUNT_TOLERANCE
+    if not low <= total <= high:
+        return f"they count {total:,} parameters, the architecture {computed:,}"
+    return None
 
 
 def _rotary_dim(text: dict[str, Any], head_dim: int, mla: MLAConfig | None) -> int:

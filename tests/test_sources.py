@@ -182,3 +182,33 @@ def test_an_uploaded_config_is_served_from_a_placeholder_folder():
     assert named.serve_target == "/path/to/chat-7b"
     bare = spec_from_config(tiny_llama_config(), model_id="config.json", source="upload")
     assert bare.serve_target == "/path/to/model"
+
+
+def test_unreadable_safetensors_header_is_noted_and_the_config_counts(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(tiny_llama_config()))
+    (tmp_path / "model.safetensors").write_bytes(b"\x05\x00")  # shorter than a header
+    spec = load_model(str(tmp_path))
+    assert spec.safetensors_params is None
+    assert spec.params_total == spec.params.total
+    assert any("safetensors headers in" in n and "could not be read" in n for n in spec.notes)
+
+
+def test_safetensors_counts_that_cannot_be_this_model_are_ignored_with_a_note():
+    from cfgexplorer.spec import spec_from_config
+
+    computed = spec_from_config(tiny_llama_config(), model_id="x/y", source="hub").params.total
+    for counts, why in (
+        ({"BF16": -5}, "negative or empty counts (BF16)"),
+        ({"BF16": 10**20}, f"they count {10**20:,} parameters, the architecture {computed:,}"),
+    ):
+        spec = spec_from_config(
+            tiny_llama_config(), model_id="x/y", source="hub", safetensors_params=counts
+        )
+        assert spec.safetensors_params is None
+        assert spec.params_total == computed
+        assert any(why in n for n in spec.notes)
+    exact = spec_from_config(
+        tiny_llama_config(), model_id="x/y", source="hub", safetensors_params={"BF16": computed}
+    )
+    assert exact.safetensors_params == {"BF16": computed}
+    assert not any("safetensors" in n for n in exact.notes)
