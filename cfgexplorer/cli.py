@@ -51,10 +51,17 @@ class _Parser(argparse.ArgumentParser):
 def add_common_output_args(parser: argparse.ArgumentParser, output_help: str) -> None:
     """Add ``--pretty``, ``--output`` and ``--verbose`` to a subcommand."""
     parser.add_argument("--pretty", action="store_true", help="print for people, not JSON")
-    parser.add_argument("--output", metavar="FILE", help=output_help)
+    parser.add_argument("--output", metavar="FILE", type=_output_path, help=output_help)
     parser.add_argument(
         "--verbose", action="store_true", help="more detail, and tracebacks on errors"
     )
+
+
+def _output_path(text: str) -> str:
+    """An --output value: a file name, or - for standard output; never empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--output needs a file name (or - for standard output)")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:

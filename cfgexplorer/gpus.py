@@ -215,6 +215,10 @@ def _unknown_gpu_message(name: str) -> str:
     )
 
 
+# Largest memory one custom GPU may claim: 10x the biggest in the catalog (GB300, 279 GiB).
+MAX_CUSTOM_GPU_MEMORY_GIB = 4096  # GiB; an assumption that catches MB or bytes typed as GiB
+
+
 def custom_gpu(memory_gib: float, name: str | None = None) -> GPU:
     """A GPU known only by the memory it reports, as for ``--gpu-memory 48``.
 
@@ -234,6 +238,11 @@ def custom_gpu(memory_gib: float, name: str | None = None) -> GPU:
         ) from None
     if not math.isfinite(memory) or memory <= 0:
         raise InvalidDeploymentError(f"GPU memory must be more than 0 GiB, got {memory_gib!r}")
+    if memory > MAX_CUSTOM_GPU_MEMORY_GIB:
+        raise InvalidDeploymentError(
+            f"GPU memory of {memory:g} GiB is more than any accelerator has (the limit here is "
+            f"{MAX_CUSTOM_GPU_MEMORY_GIB:,} GiB); give one GPU's memory in GiB, e.g. 48"
+        )
 
     label = name or f"custom-{memory:g}GiB"
     return GPU(

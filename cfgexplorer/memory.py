@@ -172,6 +172,11 @@ def validate(spec: ModelSpec, gpu: GPU, dep: Deployment) -> None:
         value = getattr(dep, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise InvalidDeploymentError(f"{name} must be a whole number >= 1, got {value!r}")
+        limit = SCHEDULER_LIMITS.get(name)
+        if value is not None and limit is not None and value > limit:
+            raise InvalidDeploymentError(
+                f"{name} {value:,} is above {limit:,}, beyond any model or GPU; check the number"
+            )
     if dep.block_size is not None and dep.block_size not in (1, 8, 16, 32, 64, 128, 256):
         raise InvalidDeploymentError(
             f"block_size {dep.block_size} is not one vLLM accepts; use 16 (default), 32, 64 or 128"
@@ -263,6 +268,14 @@ ACT_DTYPES_BY_QUANT_METHOD = {
 }
 # 4-bit float weights (MXFP4, NVFP4) need Ampere or newer: native on Blackwell, Marlin below.
 MIN_CC_FP4_WEIGHTS = 8.0  # vLLM's Mxfp4Config / ModelOptNvFp4Config minimum capability
+
+
+# Upper bounds on scheduler sizes; larger values are typing mistakes, not deployments.
+SCHEDULER_LIMITS = {
+    "max_model_len": 100_000_000,  # tokens; 10x the longest context published (10M)
+    "max_num_batched_tokens": 100_000_000,  # tokens per step; as above
+    "max_num_seqs": 1_000_000,  # sequences; ~1,000x vLLM's default of 1024
+}
 
 
 def _check_dtype_for_quantization(spec: ModelSpec, dep: Deployment) -> None:

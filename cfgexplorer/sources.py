@@ -168,7 +168,10 @@ def load_local(path: Path) -> ModelSpec:
 def read_json(path: Path) -> dict[str, Any]:
     """Read a JSON object, with a one-sentence error for truncated or malformed files."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise ModelConfigError(f"{path} is empty; download the model's config.json again")
+        data = json.loads(text)
     except UnicodeDecodeError as exc:
         raise ModelConfigError(f"{path} is not UTF-8 text; pass the model's config.json") from exc
     except json.JSONDecodeError as exc:

@@ -198,6 +198,9 @@ def test_plan_batch_size_that_does_not_fit_is_a_problem(capsys):
         (["--auto-parallel", "--tp", "4"], "drop --tp"),
         (["--output", "/nonexistent/dir/plan.json"], "cannot write"),
         (["--enable-expert-parallel"], "mixture-of-experts"),
+        (["--gpu-memory", "1e30"], "more than any accelerator has"),
+        (["--max-num-batched-tokens", "99999999999"], "is above 100,000,000"),
+        (["--output", ""], "--output needs a file name"),
     ],
 )
 def test_plan_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):

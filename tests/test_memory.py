@@ -371,8 +371,12 @@ def test_batched_tokens_below_the_default_max_num_seqs_are_refused_as_vllm_does(
     too_few = r"\(10\) must be at least max_num_seqs \(1024"
     with pytest.raises(InvalidDeploymentError, match=too_few):
         plan(spec, h100, Deployment(tp=2, max_num_batched_tokens=10))
-    with pytest.raises(InvalidDeploymentError, match=r"max_num_seqs \(100000000\)"):
+    with pytest.raises(InvalidDeploymentError, match=r"max_num_seqs \(100000\)"):
+        plan(spec, h100, Deployment(tp=2, max_num_seqs=100_000))
+    with pytest.raises(InvalidDeploymentError, match="max_num_seqs 100,000,000 is above 1,000,000"):
         plan(spec, h100, Deployment(tp=2, max_num_seqs=100_000_000))
+    with pytest.raises(InvalidDeploymentError, match="max_num_batched_tokens 99,999,999,999"):
+        plan(spec, h100, Deployment(tp=2, max_num_batched_tokens=99_999_999_999))
     fine = plan(spec, h100, Deployment(tp=2, max_num_batched_tokens=10, max_num_seqs=8))
     assert fine.max_num_batched_tokens == 10
     assert fine.max_num_seqs == 8

@@ -212,3 +212,9 @@ def test_safetensors_counts_that_cannot_be_this_model_are_ignored_with_a_note():
     )
     assert exact.safetensors_params == {"BF16": computed}
     assert not any("safetensors" in n for n in exact.notes)
+
+
+def test_empty_config_is_called_empty(tmp_path):
+    (tmp_path / "config.json").write_text("  \n")
+    with pytest.raises(ModelConfigError, match=r"config\.json is empty; download"):
+        load_model(str(tmp_path))
