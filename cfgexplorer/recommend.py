@@ -648,6 +648,10 @@ def _search_gpu(
                 meets = e.feasible and not violations
                 points.append(Point(e, n, replicas, meets, violations))
     if not per_tp_estimates:
+        reasons = {rejected.get(f"tp={tp}") for tp in valid}
+        if len(reasons) == 1 and None not in reasons and len(valid) > 1:
+            # The same reason at every size is not about size (a dtype the GPU lacks...).
+            return f"cannot serve this model at any TP: {reasons.pop()}"
         # The largest TP tried needs the least memory per GPU: its shortfall is the one to quote.
         largest = max(valid)
         return (

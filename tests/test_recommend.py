@@ -68,6 +68,16 @@ def test_gpu_that_cannot_hold_the_model_is_excluded_with_its_reason():
     assert [r.gpu for r in rec.results] == ["H100-SXM-80GB"]
 
 
+def test_gpu_that_cannot_run_the_weights_is_excluded_for_that_not_for_size(spec):
+    rec = recommend(_req(spec, gpu_list=("T4", "H100"), quantization="fp8"))
+    assert rec.failed["T4-16GB"] == (
+        "cannot serve this model at any TP: T4-16GB cannot run 8-bit quantized weights in "
+        "vLLM; choose an Ampere or newer NVIDIA GPU or an MI300-class AMD GPU, or an "
+        "unquantized checkpoint"
+    )
+    assert [r.gpu for r in rec.results] == ["H100-SXM-80GB"]
+
+
 def test_unmeetable_slo_reports_the_estimated_figure(spec):
     rec = recommend(_req(spec, max_ttft_ms=1.0))
     assert not rec.results
