@@ -240,7 +240,17 @@ def require_shape_keys(config: dict[str, Any], where: str) -> None:
         raise ModelConfigError(f"{where} is not a JSON object; pass the model's config.json")
     text = text_config_of(config)
     check_sizes(text, where)
-    missing = [label for label, names in _SHAPE_KEYS.items() if not any(n in text for n in names)]
+    missing = [
+        label
+        for label, names in _SHAPE_KEYS.items()
+        if not any(text.get(n) is not None for n in names)
+    ]
+    # A size written as null is a broken config, not a request for transformers' default.
+    nulls = [k for k in ("vocab_size", "num_attention_heads") if k in text and text[k] is None]
+    if nulls:
+        raise ModelConfigError(
+            f"{where} sets {' and '.join(nulls)} to null; pass the model's complete config.json"
+        )
     if missing:
         raise ModelConfigError(
             f"{where} lacks {' and '.join(missing)}; pass the model's complete config.json"

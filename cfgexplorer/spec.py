@@ -498,6 +498,11 @@ def _spec_from_config(
             "so fix num_attention_heads or num_key_value_heads in config.json"
         )
     head_dim = _first(text, "head_dim", "attention_head_dim", "kv_channels")
+    if head_dim is not None and int(head_dim) == 0:
+        raise ModelConfigError(
+            f"the config of {model_id} has head_dim 0; remove it (hidden_size / heads is "
+            "then used) or set the model's real head size"
+        )
     head_dim = int(head_dim) if head_dim else hidden // max(heads, 1)
     vocab = _first(text, "vocab_size", "padded_vocab_size")
     if vocab is None:

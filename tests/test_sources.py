@@ -218,3 +218,28 @@ def test_empty_config_is_called_empty(tmp_path):
     (tmp_path / "config.json").write_text("  \n")
     with pytest.raises(ModelConfigError, match=r"config\.json is empty; download"):
         load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("vocab_size", None, "sets vocab_size to null"),
+        ("num_attention_heads", None, "sets num_attention_heads to null"),
+        ("hidden_size", None, "lacks hidden_size"),
+        ("head_dim", 0, "has head_dim 0"),
+    ],
+)
+def test_null_or_zero_sizes_are_not_filled_with_defaults(tmp_path, key, value, fragment):
+    cfg = tiny_llama_config(model_type="qwen3")
+    cfg[key] = value
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelConfigError, match=fragment):
+        load_model(str(tmp_path))
+
+
+def test_null_head_dim_means_hidden_over_heads(tmp_path):
+    cfg = tiny_llama_config(model_type="qwen3")
+    cfg["head_dim"] = None
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    spec = load_model(str(tmp_path))
+    assert spec.head_dim == cfg["hidden_size"] // cfg["num_attention_heads"]
