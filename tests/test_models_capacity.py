@@ -274,3 +274,37 @@ def test_dashboard_state_never_reads_a_server_path_unless_a_script_asks(tmp_path
     script = CapacityPlanner(model=str(tmp_path), gpu="H100", allow_local_paths=True)
     assert script.spec is not None
     assert script.spec.hidden_size == 256
+
+
+def test_link_numbers_out_of_bounds_use_the_bound_with_a_plain_note():
+    planner = CapacityPlanner(model="Qwen/Qwen3-32B")
+
+    notes = planner.apply_query({"pp": "0", "dp": "-2", "max_model_len": "50000", "tp": "x"})
+
+    assert (planner.pp, planner.dp, planner.max_model_len) == (1, 1, 40960)
+    assert notes == [
+        "tp=x in the link is not one of the choices; using 1",
+        "pp=0 in the link is below 1; using 1",
+        "dp=-2 in the link is below 1; using 1",
+        "max_model_len=50000 in the link is above 40960 (Qwen/Qwen3-32B's maximum); using 40960",
+    ]
+    assert not any("parameter" in n or "CapacityPlanner" in n for n in notes)
+    notes = planner.apply_query({"max_num_seqs": "lots"})
+    assert notes == ["max_num_seqs=lots in the link is not a whole number; using 0"]
+
+
+def test_empty_uploaded_config_is_refused_with_a_reason():
+    planner = CapacityPlanner(model="Qwen/Qwen3-32B")
+
+    assert not planner.use_uploaded_config("config.json", b"")
+
+    assert planner.message == "config.json is empty; upload the model's config.json"
+    assert planner.model == "Qwen/Qwen3-32B"
+
+
+def test_budget_marks_are_the_device_total_and_the_budget():
+    planner = CapacityPlanner(model="Qwen/Qwen3-32B", gpu="H100")
+
+    mem = planner.plan.to_dict()["memory_gib"]
+
+    assert planner.budget_marks() == {"device_total": mem["device_total"], "budget": mem["budget"]}

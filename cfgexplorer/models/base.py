@@ -11,6 +11,8 @@ unknown or out of bounds, so an edited or stale link never breaks a page.
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -51,8 +53,10 @@ class PageState(param.Parameterized):
     def apply_query(self, query: Mapping[str, Any]) -> list[str]:
         """Set inputs from query-string values; keep the current value for bad ones.
 
-        Returns the notes added (also appended to ``notes``), one per ignored value.
-        Unknown keys are ignored silently: they may belong to another page.
+        A number outside its Parameter's bounds is brought to the nearest bound.
+        Returns the notes added (also appended to ``notes``), one per value that was
+        ignored or adjusted, in the page's words ("pp=0 in the link is below 1; using
+        1"). Unknown keys are ignored silently: they may belong to another page.
         """
         added = []
         for name in self.url_params:
@@ -64,18 +68,66 @@ class PageState(param.Parameterized):
             text = raw.decode() if isinstance(raw, bytes) else str(raw)
             try:
                 value = self.parse_query_value(name, text)
-                self.param.update({name: value})
+                used, reason = self.clamp_value(name, value)
+                self.param.update({name: used})
             except (ValueError, TypeError) as exc:
-                shown = text if len(text) <= 60 else text[:57] + "..."
-                note = (
-                    f"ignored {name}={shown!r} from the link ({_short(exc)}); "
-                    f"using {_to_text(getattr(self, name))!r}"
-                )
+                reason = f"{_user_reason(exc)}; using {_shown(_to_text(getattr(self, name)))}"
                 log.info("query value for %s ignored: %s", name, _short(exc))
-                added.append(note)
+            if reason:
+                added.append(f"{name}={_shown(text)} in the link {reason}")
         if added:
             self.notes = [*self.notes, *added]
         return added
+
+    def clamp_value(self, name: str, value: Any) -> tuple[Any, str]:
+        """``value`` brought within the bounds of the number Parameter ``name``.
+
+        Returns the value to use and, when it had to change, why in a few words
+        ("is below 1; using 1"), or "" when the value was fine as it was.
+        """
+        p = self.param[name]
+        if not isinstance(p, param.Number) or isinstance(value, bool):
+            return value, ""
+        current = _to_text(getattr(self, name))
+        if value is None and not p.allow_None:
+            return getattr(self, name), f"is empty; using {current}"
+        if value is None:
+            return value, ""
+        if not math.isfinite(value):
+            return getattr(self, name), f"is not a finite number; using {current}"
+        if isinstance(p, param.Integer) and not float(value).is_integer():
+            used, reason = self.clamp_value(name, round(value))
+            return used, reason or f"is not a whole number; using {used}"
+        if isinstance(p, param.Integer):
+            value = int(value)
+        low, high = p.bounds or (None, None)
+        if low is not None and value < low:
+            why = self.bound_reason(name, "low")
+            return low, f"is below {_to_text(low)}{why}; using {_to_text(low)}"
+        if high is not None and value > high:
+            why = self.bound_reason(name, "high")
+            return high, f"is above {_to_text(high)}{why}; using {_to_text(high)}"
+        return value, ""
+
+    def bound_reason(self, name: str, side: str) -> str:
+        """Why a bound is what it is, as ' (the model's maximum)', or ''; pages override it."""
+        return ""
+
+    def set_input(self, name: str, value: Any, label: str | None = None) -> Any:
+        """Set the input ``name`` from a widget, bringing it within bounds with a note.
+
+        Returns the value actually used, for the widget to show. ``label`` is how
+        the page names the input in the note (default: the Parameter name).
+        """
+        used, reason = self.clamp_value(name, value)
+        if reason:
+            shown = "" if value is None else f" {_to_text(value)}"
+            self.add_note(f"{label or name}{shown} {reason}")
+        try:
+            setattr(self, name, used)
+        except (ValueError, TypeError) as exc:  # a value no bound explains; keep the last one
+            self.add_note(f"{label or name} {_to_text(value)} {_user_reason(exc)}; kept")
+        return getattr(self, name)
 
     def parse_query_value(self, name: str, text: str) -> Any:
         """Turn one query string into a value of the Parameter ``name`` (raises ValueError)."""
@@ -86,12 +138,12 @@ class PageState(param.Parameterized):
                 return True
             if low in _FALSE:
                 return False
-            raise ValueError("expected true or false")
+            raise ValueError("is not true or false")
         if isinstance(p, param.ListSelector):
             items = [t.strip() for t in text.split(LIST_SEPARATOR) if t.strip()]
             unknown = [i for i in items if i not in p.objects]
             if unknown:
-                raise ValueError(f"unknown choice {unknown[0]!r}")
+                raise ValueError(f"has an unknown choice {unknown[0]!r}")
             return items
         if isinstance(p, param.List):
             return [t.strip() for t in text.split(LIST_SEPARATOR) if t.strip()]
@@ -101,14 +153,14 @@ class PageState(param.Parameterized):
                     return obj
             if not p.check_on_set and text:
                 return text
-            raise ValueError("not one of the choices")
+            raise ValueError("is not one of the choices")
         if isinstance(p, param.Integer):
             return int(text)
         if isinstance(p, param.Number):
             return float(text)
         if isinstance(p, param.String):
             return text
-        raise TypeError(f"{name} cannot be set from a link")
+        raise TypeError("cannot be set from a link")
 
     def add_note(self, note: str) -> None:
         """Record a non-blocking adjustment for the page to show."""
@@ -128,6 +180,34 @@ def _to_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return f"{value:g}"
     return "" if value is None else str(value)
+
+
+_PARAM_PREFIX = re.compile(r"^\w+ parameter '[\w.]+' ")  # how Param names itself in errors
+_PLAIN = re.compile(r"[\w.:,/+\-]{1,60}")  # a link value shown without quotes
+
+
+def _user_reason(exc: BaseException) -> str:
+    """Why one input value was refused, in the page's words (no Param internals)."""
+    text = _short(exc)
+    if text.startswith("invalid literal for int()"):
+        return "is not a whole number"
+    if text.startswith("could not convert string to float"):
+        return "is not a number"
+    if type(exc).__name__ == "JSONDecodeError":
+        return "is not readable JSON"
+    text = _PARAM_PREFIX.sub("", text).rstrip(".")
+    if text.startswith(("is ", "has ", "must ", "cannot ")):
+        return text
+    if text.startswith("expected "):
+        return f"is not what the page reads ({text})"
+    return f"cannot be used ({text})"
+
+
+def _shown(text: str) -> str:
+    """A value as a note shows it: plain when it is one simple token, quoted otherwise."""
+    if _PLAIN.fullmatch(text):
+        return text
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def _short(exc: BaseException) -> str:

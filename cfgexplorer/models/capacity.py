@@ -259,6 +259,8 @@ class CapacityPlanner(ModelPageState):
 
         label = (filename or "config.json").replace("\\", "/").rsplit("/", 1)[-1]
         try:
+            if not data or not data.strip():
+                raise UserError(f"{label} is empty; upload the model's config.json")
             if len(data) > MAX_CONFIG_BYTES:
                 raise UserError(f"{label} is larger than a config.json can be; upload the config")
             try:
@@ -292,9 +294,9 @@ class CapacityPlanner(ModelPageState):
             try:
                 return gpus.get_gpu(text).name
             except UserError:
-                raise ValueError("unknown GPU") from None
+                raise ValueError("is not a GPU of the catalog") from None
         if name == "model" and text.startswith(UPLOAD_PREFIX):
-            raise ValueError("an uploaded config is not part of a link; upload it again")
+            raise ValueError("names an uploaded config, which a link cannot carry; upload it again")
         return super().parse_query_value(name, text)
 
     def apply_query(self, query: Any) -> list[str]:
@@ -323,6 +325,13 @@ class CapacityPlanner(ModelPageState):
         the stages (without the unused share, which is the same on every GPU).
         """
         return budget_segments(self.plan)
+
+    def budget_marks(self) -> dict[str, float]:
+        """Where the device total and the budget (utilization x total) fall on the bar (GiB)."""
+        if self.plan is None:
+            return {}
+        mem = self.plan.to_dict()["memory_gib"]
+        return {"device_total": float(mem["device_total"]), "budget": float(mem["budget"])}
 
     def plan_json(self) -> str:
         """The plan as the CLI prints it (JSON), or an object with the message."""
@@ -380,6 +389,12 @@ class CapacityPlanner(ModelPageState):
                 )
             return self._uploads[ref]
         return self.load_reference(ref)
+
+    def bound_reason(self, name: str, side: str) -> str:
+        """The model's maximum is why max_model_len stops where it does."""
+        if name == "max_model_len" and side == "high" and self.spec is not None:
+            return f" ({self.spec.model_id}'s maximum)"
+        return ""
 
     def _load_model(self) -> None:
         """Resolve the model, then make the TP choices and length bound follow it."""

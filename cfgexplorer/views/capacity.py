@@ -14,10 +14,11 @@ from cfgexplorer.models.capacity import catalog_ids
 from cfgexplorer.views import plots
 from cfgexplorer.views.common import (
     CONTROL_WIDTH,
+    INPUT_WIDTH,
     Alert,
     Markdown,
+    bounded_input,
     csv_download,
-    fit_inputs,
     guarded,
     json_download,
     message_alert,
@@ -47,6 +48,28 @@ DEPLOYMENT_INPUTS = [
     "max_num_seqs",
     "max_num_batched_tokens",
 ]
+
+
+# Label and widget options of each deployment input (numbers get bounded fields).
+DEPLOYMENT_WIDGETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gpu": ("GPU", {"css_classes": ["gpu-select"]}),
+    "profile": ("Engine profile", {}),
+    "tp": ("Tensor parallel (TP)", {"css_classes": ["tp-select"]}),
+    "pp": ("Pipeline parallel (PP)", {}),
+    "dp": ("Data parallel (DP)", {}),
+    "enable_expert_parallel": ("Expert parallel", {}),
+    "max_model_len": ("max_model_len (tokens)", {"css_classes": ["mml-input"]}),
+    "gpu_memory_utilization": (
+        "gpu_memory_utilization",
+        {"type": pn.widgets.FloatSlider, "step": 0.01},
+    ),
+    "dtype": ("dtype", {}),
+    "quantization": ("quantization", {}),
+    "kv_cache_dtype": ("kv_cache_dtype", {}),
+    "block_size": ("block_size", {}),
+    "max_num_seqs": ("max_num_seqs (0 = default)", {}),
+    "max_num_batched_tokens": ("max_num_batched_tokens (0 = default)", {}),
+}
 
 
 class CapacityView(pn.viewable.Viewer):
@@ -87,59 +110,17 @@ class CapacityView(pn.viewable.Viewer):
             placeholder="hf_...",
             width=CONTROL_WIDTH - 20,
         )
-        upload = pn.widgets.FileInput(accept=".json", multiple=False, width=CONTROL_WIDTH - 20)
+        upload = pn.widgets.FileInput(
+            accept=".json", multiple=False, width=CONTROL_WIDTH - 20, css_classes=["config-upload"]
+        )
 
         def on_upload(event: Any) -> None:
-            if event.new:
+            if event.new is not None:  # an empty file too: the state says why it is refused
                 s.use_uploaded_config(upload.filename or "config.json", event.new)
+                upload.clear()  # the same file chosen again is read again
 
         upload.param.watch(guarded(on_upload, s), "value")
-        widgets = fit_inputs(
-            pn.Param(
-                s.param,
-                parameters=DEPLOYMENT_INPUTS,
-                show_name=False,
-                width=CONTROL_WIDTH - 10,
-                widgets={
-                    "gpu": {
-                        "type": pn.widgets.Select,
-                        "name": "GPU",
-                        "css_classes": ["gpu-select"],
-                    },
-                    "profile": {"name": "Engine profile"},
-                    "tp": {
-                        "type": pn.widgets.Select,
-                        "name": "Tensor parallel (TP)",
-                        "css_classes": ["tp-select"],
-                    },
-                    "pp": {"type": pn.widgets.IntInput, "name": "Pipeline parallel (PP)"},
-                    "dp": {"type": pn.widgets.IntInput, "name": "Data parallel (DP)"},
-                    "enable_expert_parallel": {"name": "Expert parallel"},
-                    "max_model_len": {
-                        "type": pn.widgets.IntInput,
-                        "name": "max_model_len (tokens)",
-                        "css_classes": ["mml-input"],
-                    },
-                    "gpu_memory_utilization": {
-                        "type": pn.widgets.FloatSlider,
-                        "name": "gpu_memory_utilization",
-                        "step": 0.01,
-                    },
-                    "dtype": {"name": "dtype"},
-                    "quantization": {"name": "quantization"},
-                    "kv_cache_dtype": {"name": "kv_cache_dtype"},
-                    "block_size": {"name": "block_size"},
-                    "max_num_seqs": {
-                        "type": pn.widgets.IntInput,
-                        "name": "max_num_seqs (0 = default)",
-                    },
-                    "max_num_batched_tokens": {
-                        "type": pn.widgets.IntInput,
-                        "name": "max_num_batched_tokens (0 = default)",
-                    },
-                },
-            )
-        )
+        widgets = pn.Column(*[self._input(name) for name in DEPLOYMENT_INPUTS], margin=0)
         return pn.Column(
             "### Model",
             model,
@@ -152,6 +133,18 @@ class CapacityView(pn.viewable.Viewer):
             css_classes=["capacity-controls"],
         )
 
+    def _input(self, name: str) -> pn.widgets.Widget:
+        """The field of one deployment input: typed numbers get a bounded field."""
+        label, options = DEPLOYMENT_WIDGETS[name]
+        options = dict(options)
+        widget = options.pop("type", None)
+        p = self.state.param[name]
+        if widget is None and isinstance(p, param.Number):
+            return bounded_input(self.state, name, label, **options)
+        if widget is None:
+            widget = pn.widgets.Checkbox if isinstance(p, param.Boolean) else pn.widgets.Select
+        return widget.from_param(p, name=label, width=INPUT_WIDTH, **options)
+
     def _build(self) -> pn.viewable.Viewable:
         s = self.state
         self._verdict = Alert("", alert_type="success", css_classes=["verdict"])
@@ -163,7 +156,10 @@ class CapacityView(pn.viewable.Viewer):
         self._notes = Markdown("", sizing_mode="stretch_width")
 
         budget = hv.DynamicMap(
-            pn.bind(lambda _plan: plots.budget_bars(s.budget_segments()), s.param.plan)
+            pn.bind(
+                lambda _plan: plots.budget_bars(s.budget_segments(), s.budget_marks()),
+                s.param.plan,
+            )
         )
         curve = hv.DynamicMap(pn.bind(plots.concurrency_curve, s.param.curve))
 

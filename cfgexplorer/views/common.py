@@ -7,11 +7,12 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import panel as pn
 import param
+from panel.widgets.input import _FloatInputBase, _IntInputBase
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +142,88 @@ def fit_inputs(pane: pn.Param) -> pn.Param:
         if isinstance(widget, pn.widgets.Widget):
             widget.width = INPUT_WIDTH
     return pane
+
+
+# Bokeh's own bounds are not used in the browser: its spinner drops a typed value beyond
+# them silently, and its plain input replaces it with the bound without sending anything
+# when the bound is already the value (the field then shows what was typed, not what is
+# used). Every typed value goes to the server instead, which uses the nearest bound with
+# a note and sends back the value used; start and end stay on the widget and in its tooltip.
+_SERVER_BOUNDS = {"start": None, "end": None}
+
+
+class WholeNumberInput(_IntInputBase):
+    """A whole-number field whose bounds (``start``/``end``) are applied by the server."""
+
+    _rename: ClassVar[dict[str, str | None]] = {**_IntInputBase._rename, **_SERVER_BOUNDS}
+
+
+class NumberField(_FloatInputBase):
+    """A decimal-number field whose bounds (``start``/``end``) are applied by the server."""
+
+    _rename: ClassVar[dict[str, str | None]] = {**_FloatInputBase._rename, **_SERVER_BOUNDS}
+
+
+def bounded_input(
+    state: param.Parameterized, name: str, label: str, **kwargs: Any
+) -> WholeNumberInput | NumberField:
+    """A number field for the input ``name`` of a page state, within its Parameter's bounds.
+
+    The field holds the bounds (``start``/``end``, and "Accepted: 1 to 40,960" in
+    its tooltip) and follows them when they change (max_model_len follows the
+    model). A typed value goes through ``state.set_input``, which uses the
+    nearest bound when it is outside and says so in a note; the field then
+    shows the value used.
+    """
+    p = state.param[name]
+    cls = WholeNumberInput if isinstance(p, param.Integer) else NumberField
+    low, high = p.bounds or (None, None)
+    kwargs.setdefault("width", INPUT_WIDTH)
+    widget = cls(
+        label=label,
+        value=getattr(state, name),
+        start=low,
+        end=high,
+        description=_range_doc(p.doc, low, high),
+        **kwargs,
+    )
+    syncing: list[bool] = []
+
+    def to_state(event: Any) -> None:
+        if syncing:
+            return
+        used = state.set_input(name, event.new, label)
+        if used != event.new:
+            show(used)
+
+    def show(value: Any) -> None:
+        syncing.append(True)
+        try:
+            bounds = state.param[name].bounds or (None, None)
+            # One update, so the browser never sees a value outside the bounds it holds.
+            widget.param.update(
+                start=bounds[0],
+                end=bounds[1],
+                value=value,
+                description=_range_doc(state.param[name].doc, *bounds),
+            )
+        finally:
+            syncing.pop()
+
+    widget.param.watch(to_state, "value")
+    state.param.watch(lambda e: show(e.new), [name])
+    state.param.watch(lambda _e: show(getattr(state, name)), [name], what="bounds")
+    return widget
+
+
+def _range_doc(doc: str | None, low: Any, high: Any) -> str:
+    """A Parameter's doc with the values it accepts, for the field's tooltip."""
+    if low is None and high is None:
+        return doc or ""
+    if high is None:
+        limits = f"at least {low:,}"
+    elif low is None:
+        limits = f"at most {high:,}"
+    else:
+        limits = f"{low:,} to {high:,}"
+    return f"{doc or ''} Accepted: {limits}.".strip()

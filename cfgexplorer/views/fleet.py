@@ -18,6 +18,7 @@ from cfgexplorer.views.common import (
     CONTROL_WIDTH,
     Alert,
     Markdown,
+    bounded_input,
     csv_download,
     json_download,
     message_alert,
@@ -28,12 +29,13 @@ log = logging.getLogger(__name__)
 
 # Labels and units of the infrastructure inputs (number inputs, not sliders: the ranges
 # are wide and the values are typed from a quote or a datasheet).
+# They are bounded fields: a value beyond a bound is brought to it, with a note.
 INFRA_WIDGETS = {
-    "pue": ("PUE (facility / IT power)", pn.widgets.FloatInput, {"step": 0.05}),
-    "power_budget_kw": ("Power budget (kW, 0 = none)", pn.widgets.FloatInput, {"step": 10}),
-    "rack_slots": ("Rack slots (servers, 0 = no limit)", pn.widgets.IntInput, {"step": 1}),
-    "server_power_kw": ("Non-GPU power per server (kW)", pn.widgets.FloatInput, {"step": 0.1}),
-    "electricity_price_per_kwh": ("Electricity price", pn.widgets.FloatInput, {"step": 0.01}),
+    "pue": "PUE (facility / IT power)",
+    "power_budget_kw": "Power budget (kW, 0 = none)",
+    "rack_slots": "Rack slots (servers, 0 = no limit)",
+    "server_power_kw": "Non-GPU power per server (kW)",
+    "electricity_price_per_kwh": "Electricity price",
 }
 GPU_TYPE_TITLES = {
     "gpu": "GPU type",
@@ -89,13 +91,13 @@ class FleetView(pn.viewable.Viewer):
         add_gpu.on_click(add_inventory)
         width = CONTROL_WIDTH - 20
         infra = []
-        for name, (label, widget, options) in INFRA_WIDGETS.items():
-            infra.append(widget.from_param(s.param[name], name=label, width=width, **options))
+        for name, label in INFRA_WIDGETS.items():
+            infra.append(bounded_input(s, name, label, width=width))
         currency = pn.widgets.Select.from_param(s.param.currency, name="Currency", width=width)
         electricity = infra[-1]
 
         def electricity_label(*_events: Any) -> None:
-            electricity.name = f"Electricity price ({s.currency}/kWh)"
+            electricity.label = f"Electricity price ({s.currency}/kWh)"
 
         s.param.watch(electricity_label, ["currency"])
         electricity_label()
@@ -116,6 +118,7 @@ class FleetView(pn.viewable.Viewer):
 
         gpu_types = pn.widgets.Tabulator.from_param(
             s.param.gpu_types,
+            name="GPU types",
             show_index=False,
             titles=GPU_TYPE_TITLES,
             editors={

@@ -24,8 +24,42 @@ TERM_COLORS = {
 }
 
 
-def budget_bars(segments: pd.DataFrame) -> hv.Rectangles:
-    """Horizontal stacked bars of the memory terms: per GPU, then per PP stage."""
+MARK_LABELS = {  # the vertical lines of the budget bar, keyed as CapacityPlanner.budget_marks
+    "device_total": "device total",
+    "budget": "budget (utilization x total)",
+}
+MARK_STYLES = {"device_total": "solid", "budget": "dashed"}
+
+
+def budget_bars(segments: pd.DataFrame, marks: dict[str, float] | None = None) -> Any:
+    """Horizontal stacked bars of the memory terms: per GPU, then per PP stage.
+
+    ``marks`` (GiB by name) are drawn as labelled vertical lines, so a bar that
+    runs past the device shows where the device ends.
+    """
+    rects = _budget_rects(segments)
+    bars = int(segments["bar"].max()) + 1 if len(segments) else 1
+    elements: list[Any] = [rects]
+    for index, (name, gib) in enumerate((marks or {}).items()):
+        label = f"{MARK_LABELS.get(name, name)}: {gib:.1f} GiB"
+        elements.append(
+            hv.VLine(gib).opts(
+                color="#C44E52", line_dash=MARK_STYLES.get(name, "dotted"), line_width=2
+            )
+        )
+        # Above the first bar and below the last (the y axis is inverted), so labels
+        # of two close lines do not overlap.
+        y = -0.55 if index == 0 else bars - 0.45
+        elements.append(
+            hv.Text(gib, y, f" {label}", halign="right" if index else "left").opts(
+                text_font_size="8pt", text_color="#C44E52"
+            )
+        )
+    return hv.Overlay(elements)  # always an overlay: a DynamicMap keeps one element type
+
+
+def _budget_rects(segments: pd.DataFrame) -> hv.Rectangles:
+    """The stacked rectangles of budget_bars."""
     frame = segments.assign(
         y0=segments["bar"] - 0.35,
         y1=segments["bar"] + 0.35,

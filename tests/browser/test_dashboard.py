@@ -140,7 +140,9 @@ def test_shared_link_reopens_the_same_inputs(server, page, tmp_path, screenshot)
     assert page.locator(".tp-select select").input_value() == "4"
     assert page.locator(".gpu-select select").input_value() == "A100-SXM-80GB"
     assert page.locator(".mml-input input").input_value() == "16000"
-    page.wait_for_selector(".notes >> text=ignored dtype='bogus'", timeout=TIMEOUT_MS)
+    page.wait_for_selector(
+        ".notes >> text=dtype=bogus in the link is not one of the choices", timeout=TIMEOUT_MS
+    )
     spec = load_model("Qwen/Qwen3-32B")
     dep = memory.Deployment(tp=4, max_model_len=16000, gpu_memory_utilization=0.9)
     assert kv_tokens(page) == memory.plan(spec, gpus.get_gpu("A100"), dep).kv_tokens
@@ -165,8 +167,23 @@ def test_link_values_are_shown_as_text_never_run_as_html(server, page):
     payload = urllib.parse.quote("<img src=x onerror=alert(document.domain)>")
     page.goto(server.app(f"?page=capacity&gpu={payload}&model={payload}"))
     wait_for_capacity(page)
-    note = page.locator(".notes >> text=ignored gpu=").first
+    note = page.locator(".notes >> text=in the link is not a GPU of the catalog").first
     note.wait_for(timeout=TIMEOUT_MS)
     page.wait_for_timeout(1000)
     assert fired == []
     assert "<img src=x" in note.inner_text()
+
+
+def test_typed_number_beyond_its_bound_is_used_at_the_bound_with_a_note(server, page):
+    page.goto(server.app("?page=capacity&max_model_len=8000"))
+    wait_for_capacity(page)
+    field = page.locator(".mml-input input")
+
+    field.fill("50000")
+    field.press("Enter")
+
+    note = page.locator(".notes >> text=max_model_len (tokens) 50000 is above 40960").first
+    note.wait_for(timeout=TIMEOUT_MS)
+    assert "using 40960" in note.inner_text()
+    page.wait_for_url(re.compile(r"[?&]max_model_len=40960(&|$)"), timeout=TIMEOUT_MS)
+    assert field.input_value() == "40960"  # the field shows the value used, not the one typed
