@@ -37,7 +37,46 @@ def test_bad_cost_sets_message():
     state = GPURecommender()
     state.custom_costs = ["H100=two"]
     assert state.recommendation is None
-    assert "H100=two" in state.message
+    assert "H100=two" in state.costs_message
+    assert "Your costs" in state.message
+
+
+def test_bad_costs_are_named_with_the_fix_in_page_words():
+    state = GPURecommender(gpu_list=["H100-SXM-80GB"])
+
+    state.custom_costs = ["H999:2"]
+    unknown = state.costs_message
+    state.custom_costs = ["H100:-1"]
+    negative = state.costs_message
+    state.custom_costs = ["H100:2.5"]
+
+    assert unknown.startswith("Your costs: 'H999' in 'H999:2' is not a GPU type of the catalog")
+    assert "use a name from the GPU types list" in unknown
+    assert "cfgexplorer" not in unknown
+    assert "--gpu-memory" not in unknown
+    assert negative == (
+        "Your costs: the cost in 'H100:-1' must be a number, zero or more, in USD per "
+        "GPU-hour; write it like H100:2.5."
+    )
+    assert state.costs_message == ""
+    assert state.message == ""
+    assert state.ranked.iloc[0]["cost_per_hour"] == 2.5 * state.ranked.iloc[0]["num_gpus"]
+
+
+def test_target_rate_adds_the_sizing_per_gpu_type_to_the_ranking():
+    state = GPURecommender(gpu_list=["H100-SXM-80GB", "A100-SXM-80GB"])
+    assert "gpus_at_target" not in state.ranked
+
+    state.target_rps = 5
+
+    expected = core(gpu_list=("H100-SXM-80GB", "A100-SXM-80GB"), target_rps=5.0)
+    sizing = {r.gpu: r.sizing for r in expected.results}
+    for row in state.ranked.to_dict("records"):
+        size = sizing[row["gpu"]]
+        assert row["replicas_at_target"] == size["replicas"]
+        assert row["gpus_at_target"] == size["num_gpus"]
+        assert row["tp_at_target"] == size["tp"]
+        assert row["cost_per_hour_at_target"] == size["cost_per_hour"]
 
 
 def test_curves_follow_each_gpus_best_deployment():

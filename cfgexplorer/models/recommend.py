@@ -7,6 +7,7 @@ and the exclusions are views of that one result.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from typing import Any, ClassVar
 
@@ -36,6 +37,13 @@ RANK_COLUMNS = [
     "cost_per_million_output_tokens",
     "cost_source",
 ]
+# Added when a target request rate is set: each GPU type sized for it (recommend's sizing).
+SIZING_COLUMNS = {
+    "tp": "tp_at_target",
+    "replicas": "replicas_at_target",
+    "num_gpus": "gpus_at_target",
+    "cost_per_hour": "cost_per_hour_at_target",
+}
 POINT_COLUMNS = [
     "gpu",
     "num_gpus",
@@ -101,6 +109,12 @@ class GPURecommender(ModelPageState):
         default="random",
         objects=["random", "synchronized"],
         doc="How requests arrive: random (real traffic) or synchronized (benchmark clients).",
+    )
+
+    costs_message = param.String(
+        default="",
+        precedence=-1,
+        doc="What is wrong with the first bad custom cost (one sentence), or empty.",
     )
 
     recommendation = param.Parameter(
@@ -186,10 +200,9 @@ class GPURecommender(ModelPageState):
         value = super().parse_query_value(name, text)
         if name == "custom_costs":
             for item in value:
-                try:
-                    gpus.parse_cost_override(item)
-                except UserError as exc:
-                    raise ValueError(str(exc)) from None
+                problem = cost_problem(item)
+                if problem:
+                    raise ValueError(f"has a cost that cannot be used: {problem}")
         return value
 
     def provenance(self) -> dict[str, Any]:
@@ -200,6 +213,13 @@ class GPURecommender(ModelPageState):
     def _compute(self, *_events: Any) -> None:
         from cfgexplorer.recommend import recommend
 
+        problems = [p for p in map(cost_problem, self.custom_costs) if p]
+        self.costs_message = f"Your costs: {problems[0]}." if problems else ""
+        if problems:
+            with param.edit_constant(self):
+                self.param.update(recommendation=None, ranked=None, curves=None, excluded=None)
+            self.message = "No ranking until your costs are fixed (see Your costs, on the left)."
+            return
         try:
             req = self.request()
             spec = self.load_reference(str(self.model))
@@ -218,6 +238,32 @@ class GPURecommender(ModelPageState):
         with param.edit_constant(self):
             self.param.update(recommendation=rec, ranked=ranked, curves=curves, excluded=excluded)
         self.message = ""
+
+
+def cost_problem(text: str) -> str:
+    """Why one GPU:COST entry cannot be used, in the page's words, or '' when it can."""
+    name, sep, cost_text = text.rpartition(":")
+    name = name.strip()
+    if not sep or not name or not cost_text.strip():
+        return f"{text!r} is not GPU:COST; write it like H100:2.5"
+    try:
+        gpus.get_gpu(name)
+    except UserError:
+        names = gpus.gpu_names()
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.3)
+        hint = f" (close: {', '.join(close)})" if close else ""
+        return (
+            f"{name!r} in {text!r} is not a GPU type of the catalog{hint}; "
+            "use a name from the GPU types list, like H100:2.5"
+        )
+    try:
+        gpus.parse_cost_override(text)
+    except UserError:
+        return (
+            f"the cost in {text!r} must be a number, zero or more, in USD per GPU-hour; "
+            "write it like H100:2.5"
+        )
+    return ""
 
 
 def _tables(rec: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -245,6 +291,9 @@ def _tables(rec: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "cost_source": d["cost"]["source"],
             }
         )
+        if rec.request.target_rps:
+            sizing = result.sizing or {}
+            rows[-1].update({col: sizing.get(key) for key, col in SIZING_COLUMNS.items()})
         chosen = (result.best_throughput.num_gpus, result.best_throughput.tp)
         for point in result.points:
             if (point.num_gpus, point.tp) != chosen:
@@ -253,6 +302,7 @@ def _tables(rec: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
             p["gpu"] = result.gpu
             p["itl_ms_lower"] = round(point.estimate.band.lower["itl_ms"], 3)
             points.append(p)
-    ranked = pd.DataFrame(rows, columns=RANK_COLUMNS)
+    columns = RANK_COLUMNS + (list(SIZING_COLUMNS.values()) if rec.request.target_rps else [])
+    ranked = pd.DataFrame(rows, columns=columns)
     curves = pd.DataFrame(points).reindex(columns=POINT_COLUMNS)
     return ranked, curves.sort_values(["gpu", "concurrency"], kind="stable")

@@ -14,10 +14,11 @@ from cfgexplorer.models.capacity import catalog_ids
 from cfgexplorer.views import plots
 from cfgexplorer.views.common import (
     CONTROL_WIDTH,
+    INPUT_WIDTH,
     Alert,
     Markdown,
+    bounded_input,
     csv_download,
-    fit_inputs,
     guarded,
     json_download,
     message_alert,
@@ -27,19 +28,23 @@ from cfgexplorer.views.common import (
 
 log = logging.getLogger(__name__)
 
-WORKLOAD_INPUTS = [
-    "input_len",
-    "output_len",
-    "max_gpus",
-    "max_ttft_ms",
-    "max_itl_ms",
-    "max_e2e_s",
-    "target_rps",
-    "quantization",
-    "kv_cache_dtype",
-    "engine",
-    "arrivals",
-]
+# Typed numbers of the workload: label of each (bounded fields, see common.bounded_input).
+NUMBER_INPUTS = {
+    "input_len": "Input tokens",
+    "output_len": "Output tokens",
+    "max_gpus": "Max GPUs per deployment",
+    "max_ttft_ms": "TTFT SLO (ms, 0 = none)",
+    "max_itl_ms": "ITL SLO (ms, 0 = none)",
+    "max_e2e_s": "E2E SLO (s, 0 = none)",
+    "target_rps": "Target requests/s (0 = none)",
+}
+# Choices, labelled as vLLM spells the flag where there is one.
+CHOICE_INPUTS = {
+    "quantization": "quantization",
+    "kv_cache_dtype": "kv_cache_dtype",
+    "engine": "Serving engine",
+    "arrivals": "Request arrivals",
+}
 
 
 class RecommendView(pn.viewable.Viewer):
@@ -78,35 +83,36 @@ class RecommendView(pn.viewable.Viewer):
             placeholder="H100:2.5, A100:1.4",
             description="GPU:COST pairs, comma separated; they replace the reference prices.",
             width=width,
+            css_classes=["custom-costs"],
         )
 
         def costs_from_text(event: Any) -> None:
-            s.custom_costs = [t.strip() for t in event.new.split(",") if t.strip()]
+            items = [t.strip() for t in event.new.split(",") if t.strip()]
+            if items != list(s.custom_costs):
+                s.custom_costs = items
+
+        def costs_to_text(event: Any) -> None:
+            if [t.strip() for t in costs.value.split(",") if t.strip()] != list(event.new):
+                costs.value = ", ".join(event.new)
 
         costs.param.watch(guarded(costs_from_text, s), "value")
-        widgets = fit_inputs(
-            pn.Param(
-                s.param,
-                parameters=WORKLOAD_INPUTS,
-                show_name=False,
-                width=CONTROL_WIDTH - 10,
-                widgets={
-                    "input_len": {"type": pn.widgets.IntInput, "name": "Input tokens"},
-                    "output_len": {"type": pn.widgets.IntInput, "name": "Output tokens"},
-                    "max_gpus": {"type": pn.widgets.IntInput, "name": "Max GPUs per deployment"},
-                    "max_ttft_ms": {
-                        "type": pn.widgets.FloatInput,
-                        "name": "TTFT SLO (ms, 0 = none)",
-                    },
-                    "max_itl_ms": {"type": pn.widgets.FloatInput, "name": "ITL SLO (ms, 0 = none)"},
-                    "max_e2e_s": {"type": pn.widgets.FloatInput, "name": "E2E SLO (s, 0 = none)"},
-                    "target_rps": {
-                        "type": pn.widgets.FloatInput,
-                        "name": "Target requests/s (0 = none)",
-                    },
-                },
-            )
+        s.param.watch(costs_to_text, "custom_costs")
+        costs_alert = Alert(
+            s.costs_message,
+            alert_type="danger",
+            visible=bool(s.costs_message),
+            width=width,
+            css_classes=["costs-message"],
         )
+        s.param.watch(
+            lambda e: costs_alert.param.update(object=e.new, visible=bool(e.new)),
+            "costs_message",
+        )
+        numbers = [bounded_input(s, name, label) for name, label in NUMBER_INPUTS.items()]
+        choices = [
+            pn.widgets.Select.from_param(s.param[name], name=label, width=INPUT_WIDTH)
+            for name, label in CHOICE_INPUTS.items()
+        ]
         gpu_list = pn.widgets.MultiChoice.from_param(
             s.param.gpu_list, name="GPU types (empty = all)", width=width
         )
@@ -114,10 +120,12 @@ class RecommendView(pn.viewable.Viewer):
             "### Workload",
             model,
             token,
-            widgets,
+            *numbers,
+            *choices,
             "### GPUs and costs",
             gpu_list,
             costs,
+            costs_alert,
             width=CONTROL_WIDTH,
         )
 
