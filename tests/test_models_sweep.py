@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -160,3 +160,16 @@ def test_an_upload_message_holds_four_files_at_the_limit_in_base64():
     base64_file = 4 * -(-MAX_FILE_BYTES // 3)
     assert 4 * base64_file <= UPLOAD_MESSAGE_BYTES
     assert UPLOAD_MESSAGE_BYTES < 300 * 10**6  # one upload must not take a server's memory
+
+
+def test_tables_show_no_server_paths():
+    sweep = SweepExplorer()
+
+    table = sweep.filtered
+
+    assert len(table)
+    for column in ("File", "Directory", "Link"):
+        assert not table[column].astype(str).str.startswith("/").any(), column
+    assert not table.astype(str).apply(lambda c: c.str.contains(str(demo_dir()))).any().any()
+    first = table.iloc[0]
+    assert first["Directory"] == str(PurePosixPath(first["File"]).parent)

@@ -231,7 +231,7 @@ class SweepExplorer(PageState):
     def parse_query_value(self, name: str, text: str) -> Any:
         """Like the base class; uploads are not part of a link and SLOs must parse."""
         if name == "source" and text == "upload":
-            raise ValueError("uploaded files are not part of a link; upload them again")
+            raise ValueError("names uploaded files, which a link cannot carry; upload them again")
         value = super().parse_query_value(name, text)
         if name == "slos":
             for item in value:
@@ -284,6 +284,9 @@ class SweepExplorer(PageState):
             self._problem("load", "")
         table = result.table.copy()
         table["Link"] = [_link(f, base, self._root) for f in table["File"]]
+        # Server paths never leave the server: folders are shown as files are, relative.
+        if "Directory" in table:
+            table["Directory"] = [_relative_folder(f, base) for f in table["File"]]
         table["File"] = [_relative(f, base) for f in table["File"]]
         skipped = pd.DataFrame(
             [{"file": _relative(p, base), "reason": r} for p, r in result.skipped],
@@ -378,6 +381,12 @@ def _relative(path: Any, base: Path | None) -> str:
         return Path(text).resolve().relative_to(base.resolve()).as_posix()
     except ValueError:
         return Path(text).name
+
+
+def _relative_folder(path: Any, base: Path | None) -> str:
+    """The folder of a file as the page shows it: relative to the source, '.' at its top."""
+    shown = _relative(path, base)
+    return Path(shown).parent.as_posix() if shown else ""
 
 
 def _link(path: Any, base: Path | None, root: Path) -> str:

@@ -73,10 +73,10 @@ class SweepView(pn.viewable.Viewer):
         def on_upload(event: Any) -> None:
             values = event.new if isinstance(event.new, list) else [event.new]
             names = upload.filename if isinstance(upload.filename, list) else [upload.filename]
+            # Empty files are passed on too: the import skips each with its reason.
             files = [
-                (name or "upload.json", data)
+                (name or "upload.json", data if data is not None else b"")
                 for name, data in zip(names, values, strict=False)
-                if data
             ]
             if not files:
                 return
