@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -242,6 +243,46 @@ Copy the address bar to share the page with its inputs.
 """
 
 
+# A token pasted into a link must not reach the server log: tornado's access log writes
+# every request's URL, query included. Keys are matched raw or percent-encoded.
+SECRET_QUERY_KEYS = ("hf_token", "token")
+_SECRET_IN_QUERY = re.compile(
+    r"([?&;](?:hf(?:_|%5f)token|token)(?:=|%3d))[^&;#\s]*", flags=re.IGNORECASE
+)
+REDACTED = "[redacted]"
+
+
+def redact_query_secrets(text: str) -> str:
+    """``text`` with the value of every hf_token= or token= query parameter replaced."""
+    return _SECRET_IN_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class RedactQuerySecrets(logging.Filter):
+    """A logging filter that hides token values in the URLs of log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+            redacted = redact_query_secrets(message)
+        except Exception:  # a filter must never stop a record, nor raise in the server
+            return True
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+# Tornado's request log, and its error log (an uncaught error prints the request URI).
+REDACTED_LOGGERS = ("tornado.access", "tornado.application")
+
+
+def install_log_redaction() -> None:
+    """Add the token-redacting filter to tornado's loggers (once per process)."""
+    for name in REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(type(f).__name__ == RedactQuerySecrets.__name__ for f in logger.filters):
+            logger.addFilter(RedactQuerySecrets())
+
+
 def warm_up() -> None:
     """Import the page modules once per process so the first visitor does not wait for it."""
     import holoviews as hv
@@ -252,6 +293,10 @@ def warm_up() -> None:
 
 
 if __name__.startswith("bokeh"):  # run by `panel serve cfgexplorer/app.py`
+    # From the imported module: this script's own globals do not outlive the session.
+    from cfgexplorer import app as _app_module
+
+    _app_module.install_log_redaction()
     configure_panel()
     warm_up()
     create_app().servable(title=TITLE)

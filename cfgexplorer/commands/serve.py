@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port {args.port} is not a port number (0-65535)")
     from panel.command import main as panel_main
 
+    from cfgexplorer.app import install_log_redaction
+
+    # Before the server starts: the first request may carry a token in its link.
+    install_log_redaction()
     argv = panel_arguments(args)
     log.info("running %s", " ".join(argv))
     sys.argv = argv
