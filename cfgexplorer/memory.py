@@ -229,9 +229,10 @@ def validate(spec: ModelSpec, gpu: GPU, dep: Deployment) -> None:
             f"tp x pp x dp = {dep.tp * dep.pp * dep.dp} GPUs are needed but only "
             f"{dep.gpus_available} are available; lower the parallelism or add GPUs"
         )
-    reason = tp_rejection(spec, dep.tp)
+    ep = bool(dep.enable_expert_parallel)
+    reason = tp_rejection(spec, dep.tp, ep)
     if reason:
-        valid = [t for t in candidate_tp_sizes(64) if tp_rejection(spec, t) is None]
+        valid = [t for t in candidate_tp_sizes(64) if tp_rejection(spec, t, ep) is None]
         raise InvalidDeploymentError(
             f"tp={dep.tp} does not work for {spec.model_id}: {reason}; valid sizes up to 64: "
             f"{', '.join(map(str, valid)) or 'none'}"
@@ -333,8 +334,12 @@ def padded_vocab(vocab: int) -> int:
     return -(-vocab // VOCAB_PADDING) * VOCAB_PADDING
 
 
-def tp_rejection(spec: ModelSpec, tp: int) -> str | None:
-    """Why vLLM would refuse this TP size for the model, or None if it accepts it."""
+def tp_rejection(spec: ModelSpec, tp: int, expert_parallel: bool = False) -> str | None:
+    """Why vLLM would refuse this TP size for the model, or None if it accepts it.
+
+    With ``expert_parallel`` the routed experts are spread whole over the ranks instead of
+    split by TP, so their width need not divide (attention and dense layers still do).
+    """
     if tp < 1:
         return "TP must be >= 1"
     heads = spec.num_attention_heads
@@ -349,10 +354,10 @@ def tp_rejection(spec: ModelSpec, tp: int) -> str | None:
         # The vocab-parallel embedding and LM head split the padded vocabulary.
         return f"vocabulary {spec.vocab_size} (padded to {vocab}) is not divisible by {tp}"
     widths = {w for w in spec.mlp_intermediate if w}
-    if spec.moe:
+    if spec.moe and not expert_parallel:
         widths.add(spec.moe.expert_intermediate_size)
-        if spec.moe.shared_expert_intermediate_size:
-            widths.add(spec.moe.shared_expert_intermediate_size)
+    if spec.moe and spec.moe.shared_expert_intermediate_size:
+        widths.add(spec.moe.shared_expert_intermediate_size)
     for w in sorted(widths):
         if w % tp:
             return f"MLP/expert width {w} is not divisible by {tp}"
@@ -370,11 +375,13 @@ def tp_rejection(spec: ModelSpec, tp: int) -> str | None:
     return None
 
 
-def valid_tp_sizes(spec: ModelSpec, max_tp: int = 8) -> dict[str, Any]:
+def valid_tp_sizes(
+    spec: ModelSpec, max_tp: int = 8, expert_parallel: bool = False
+) -> dict[str, Any]:
     """Every TP size up to ``max_tp`` with vLLM's verdict and, if rejected, why."""
     valid, rejected = [], {}
     for tp in candidate_tp_sizes(max_tp):
-        reason = tp_rejection(spec, tp)
+        reason = tp_rejection(spec, tp, expert_parallel)
         if reason:
             rejected[str(tp)] = reason
         else:
@@ -1118,7 +1125,7 @@ def plan(
         problems=problems,
         dominant_term=dominant,
         max_model_len_that_fits=mml_fit,
-        valid_tp=valid_tp_sizes(spec, 8),
+        valid_tp=valid_tp_sizes(spec, 8, bool(dep.enable_expert_parallel)),
         stages=stage_plans,
         vllm_args=args,
         notes=notes,
@@ -1227,7 +1234,8 @@ def smallest_parallelism(
     options = []
     for tp in (1, 2, 4, 8, 16, 32):
         for pp in (1, 2, 3, 4, 6, 8, 16):
-            if tp * pp <= max_gpus and tp_rejection(spec, tp) is None and pp <= spec.num_layers:
+            usable = tp_rejection(spec, tp, base.enable_expert_parallel) is None
+            if tp * pp <= max_gpus and usable and pp <= spec.num_layers:
                 # Fewest GPUs first; at equal count keep TP inside one server, then less PP.
                 options.append((tp * pp, tp > per_server, pp, tp))
     for _, _, pp, tp in sorted(options):

@@ -420,3 +420,14 @@ def test_quantized_checkpoints_keep_the_dtypes_their_kernels_take():
 def test_fp4_weights_need_ampere_or_newer():
     with pytest.raises(InvalidDeploymentError, match=r"compute capability 7\.5\) cannot run mxfp4"):
         plan(load_model("openai/gpt-oss-20b"), get_gpu("T4"), Deployment())
+
+
+def test_expert_parallel_lifts_the_expert_width_rules_on_tp():
+    spec = load_model("Qwen/Qwen3-30B-A3B-FP8")
+    # TP 8 splits each 768-wide expert into 96 columns, not whole 128-wide FP8 blocks...
+    assert "width 768 (96)" in tp_rejection(spec, 8)
+    # ...but with expert parallelism the experts stay whole, spread over the 8 ranks.
+    assert tp_rejection(spec, 8, expert_parallel=True) is None
+    p = plan(spec, get_gpu("H100"), Deployment(tp=8, enable_expert_parallel=True))
+    assert p.fits
+    assert p.valid_tp["valid"] == [1, 2, 4, 8]

@@ -308,3 +308,17 @@ def test_budget_marks_are_the_device_total_and_the_budget():
     mem = planner.plan.to_dict()["memory_gib"]
 
     assert planner.budget_marks() == {"device_total": mem["device_total"], "budget": mem["budget"]}
+
+
+def test_expert_parallel_changes_the_tp_choices():
+    state = CapacityPlanner(model="Qwen/Qwen3-30B-A3B-FP8", gpu="H100")
+    assert state.param.tp.objects == [1, 2]
+    state.enable_expert_parallel = True
+    assert 8 in state.param.tp.objects
+    state.tp = 8
+    assert state.plan.fits
+    assert state.message == ""
+    state.enable_expert_parallel = False
+    assert state.tp == 2
+    assert "tp=8 does not work without expert parallel" in state.notes[-1]
+    assert state.plan.deployment.tp == 2

@@ -175,7 +175,8 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.show_possible_tp:
         from cfgexplorer.sources import load_model
 
-        out["valid_tp"] = valid_tp_sizes(load_model(args.model, token=args.hf_token), 64)
+        spec = load_model(args.model, token=args.hf_token)
+        out["valid_tp"] = valid_tp_sizes(spec, 64, bool(args.enable_expert_parallel))
     if args.batch_size and result.max_concurrency < args.batch_size:
         out["fits"] = False
         out["problems"].append(

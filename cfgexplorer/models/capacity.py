@@ -228,6 +228,8 @@ class CapacityPlanner(ModelPageState):
         self.param.watch(self._on_model, ["model", "hf_token"])
         self.param.watch(self._on_gpu, ["gpu"])
         self.param.watch(self._on_max_model_len, ["max_model_len"])
+        # Before _on_inputs re-plans: the TP choices depend on expert parallelism.
+        self.param.watch(self._on_expert_parallel, ["enable_expert_parallel"])
         self.param.watch(self._on_inputs, [n for n in self.url_params if n not in ("model",)])
         self._compute()
 
@@ -396,6 +398,26 @@ class CapacityPlanner(ModelPageState):
             return f" ({self.spec.model_id}'s maximum)"
         return ""
 
+    def _on_expert_parallel(self, *_events: Any) -> None:
+        """Expert parallelism changes which TP sizes the experts allow: offer those."""
+        if self.spec is None:
+            return
+        ep = bool(self.enable_expert_parallel)
+        valid = memory.valid_tp_sizes(self.spec, MAX_TP, ep)["valid"] or [1]
+        self._loading = True
+        try:
+            self.param.tp.objects = valid
+            if self.tp not in valid:
+                reason = memory.tp_rejection(self.spec, int(self.tp), ep)
+                fallback = max((t for t in valid if t <= self.tp), default=valid[0])
+                self.add_note(
+                    f"tp={self.tp} does not work without expert parallel ({reason}); "
+                    f"using {fallback}"
+                )
+                self.tp = fallback
+        finally:
+            self._loading = False
+
     def _load_model(self) -> None:
         """Resolve the model, then make the TP choices and length bound follow it."""
         try:
@@ -413,12 +435,13 @@ class CapacityPlanner(ModelPageState):
             return
         log.info("model %s resolved from %s", spec.model_id, spec.source)
 
-        valid = memory.valid_tp_sizes(spec, MAX_TP)["valid"] or [1]
+        ep = bool(self.enable_expert_parallel)
+        valid = memory.valid_tp_sizes(spec, MAX_TP, ep)["valid"] or [1]
         updates: dict[str, Any] = {}
         tp = int(self.tp)
         if tp not in valid:
             fallback = max(t for t in valid if t <= tp) if min(valid) <= tp else valid[0]
-            reason = memory.tp_rejection(spec, tp)
+            reason = memory.tp_rejection(spec, tp, ep)
             self.add_note(f"tp={tp} does not work for {spec.model_id} ({reason}); using {fallback}")
             updates["tp"] = fallback
         model_max = spec.max_position_embeddings
