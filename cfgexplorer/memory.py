@@ -874,6 +874,7 @@ class Plan:
     worst_stage: int = 0
     kv_groups: list[dict[str, Any]] = field(default_factory=list)
     serve_target: str = ""  # the model argument of `vllm serve`; model_id when empty
+    vllm_env: dict[str, str] = field(default_factory=dict)  # set before `vllm serve`
 
     @property
     def unused_gib(self) -> float:
@@ -929,7 +930,9 @@ class Plan:
             "stages": [s.to_dict() for s in self.stages],
             "worst_stage": self.worst_stage,
             "vllm_args": list(self.vllm_args),
-            "vllm_serve": "vllm serve "
+            "vllm_env": dict(self.vllm_env),
+            "vllm_serve": "".join(f"{k}={v} " for k, v in self.vllm_env.items())
+            + "vllm serve "
             + " ".join([shlex.quote(self.serve_target or self.model_id), *self.vllm_args]),
             "notes": list(self.notes),
         }
@@ -1101,6 +1104,11 @@ def plan(
     return Plan(
         model_id=spec.model_id,
         serve_target=spec.serve_target,
+        vllm_env=(
+            {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}
+            if dep.allow_long_max_model_len and max_model_len > spec.max_position_embeddings
+            else {}
+        ),
         gpu=gpu.name,
         deployment=dep,
         profile=prof,
@@ -1183,8 +1191,6 @@ def vllm_args(
     if dep.enable_expert_parallel:
         args.append("--enable-expert-parallel")
     args += ["--max-model-len", str(max_model_len)]
-    if dep.allow_long_max_model_len and max_model_len > spec.max_position_embeddings:
-        args = ["# VLLM_ALLOW_LONG_MAX_MODEL_LEN=1", *args]
     args += ["--gpu-memory-utilization", f"{util:g}"]
     if dep.dtype != "auto":
         args += ["--dtype", dep.dtype]

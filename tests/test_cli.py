@@ -347,3 +347,23 @@ def test_plan_of_a_local_config_serves_the_folder_not_a_bare_name(capsys, tmp_pa
     d = json.loads(out)
     assert d["model"] == "qwen3 8b copy"
     assert d["vllm_serve"].startswith(f"vllm serve '{folder.resolve()}' --max-model-len 4096")
+
+
+def test_long_context_override_is_an_environment_variable_before_vllm_serve(capsys):
+    status, out, _ = run(
+        capsys,
+        "plan",
+        "--model",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--max-model-len",
+        "131073",
+        "--allow-long-max-model-len",
+    )
+    assert status == 0
+    d = json.loads(out)
+    assert d["vllm_env"] == {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}
+    assert d["vllm_serve"] == (
+        "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 vllm serve meta-llama/Llama-3.1-8B-Instruct "
+        "--max-model-len 131073 --gpu-memory-utilization 0.9"
+    )
+    assert all(not a.startswith("#") for a in d["vllm_args"])
