@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cfgexplorer.errors import ModelConfigError
 from cfgexplorer.quant import QuantScheme
 
 if TYPE_CHECKING:
@@ -187,6 +188,11 @@ def attention_linears(spec: ModelSpec, la: LayerAttention) -> tuple[list[Linear]
         return linears, small
     if la.kind == MAMBA:
         d = spec.mixer_dims
+        if "mamba_inner" not in d:
+            raise ModelConfigError(
+                f"the config of {spec.model_id} marks layers as Mamba but gives no Mamba sizes "
+                "(mamba_d_state or ssm_state_size, mamba_n_heads, mamba_d_head); fix config.json"
+            )
         inner, groups_state = d["mamba_inner"], d["mamba_groups_state"]
         nheads, kernel = d["mamba_heads"], d["mamba_kernel"]
         linears.append(Linear("mamba", 2 * inner + 2 * groups_state + nheads, h))

@@ -269,6 +269,11 @@ def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
     model_type = config.get("model_type")
     if not model_type:
         return config
+    if not isinstance(model_type, str):
+        raise ModelConfigError(
+            f"the config of {config.get('_name_or_path') or 'this model'} has model_type "
+            f'{model_type!r}, which is not a name; set it to the model\'s type, e.g. "llama"'
+        )
     # Before transformers sees them: it builds per-layer lists, and 10**12 layers never end.
     check_sizes(text_config_of(config), str(config.get("_name_or_path") or "this model"))
     # Without torch, transformers prints an advisory on import; it is not ours to show.

@@ -477,8 +477,15 @@ def _spec_from_config(
         )
     if "block_configs" in text:
         return _nemotron_nas(config, text, model_id, source, revision, hf_quant_config, notes)
+    if model_type in UNMODELLED_STATE_SPACE_TYPES:
+        raise UnsupportedArchitectureError(
+            f"{model_id} is a {model_type} model, whose {UNMODELLED_STATE_SPACE_TYPES[model_type]} "
+            "layout the planner does not read yet; its memory would be sized wrongly, so it "
+            "is refused (Nemotron-H, Granite 4 and Qwen3-Next-style hybrids are supported)"
+        )
 
     num_layers = _num_layers(text, model_id)
+    _check_layer_pattern(text, num_layers, model_id)
     hidden = _first(text, "hidden_size", "n_embd", "d_model")
     heads = _first(text, "num_attention_heads", "n_head", "num_heads")
     if hidden is None or heads is None:
@@ -681,10 +688,21 @@ def _mixer_dims(text: dict[str, Any], hidden: int) -> dict[str, int]:
             linear_value_head_dim=int(text.get("linear_value_head_dim") or 128),
             linear_conv_kernel=int(text.get("linear_conv_kernel_dim") or 4),
         )
-    if _hybrid_pattern(text) or text.get("layers_block_type") or text.get("ssm_state_size"):
+    layer_types = text.get("layer_types")
+    mamba_layers = isinstance(layer_types, list) and any(
+        isinstance(t, str) and "mamba" in t.lower() for t in layer_types
+    )
+    mamba_keys = ("ssm_state_size", "mamba_d_state", "mamba_n_heads", "mamba_num_heads")
+    if (
+        _hybrid_pattern(text)
+        or text.get("layers_block_type")
+        or mamba_layers
+        or any(text.get(k) for k in mamba_keys)
+    ):
         n_heads = int(_first(text, "mamba_num_heads", "mamba_n_heads", default=0) or 0)
         head_dim = int(_first(text, "mamba_head_dim", "mamba_d_head", default=64) or 64)
-        inner = n_heads * head_dim if n_heads else int(_first(text, "expand", default=2)) * hidden
+        expand = int(_first(text, "expand", "mamba_expand", default=2) or 2)
+        inner = n_heads * head_dim if n_heads else expand * hidden
         state = int(_first(text, "ssm_state_size", "mamba_d_state", default=128))
         groups = int(_first(text, "n_groups", "mamba_n_groups", default=1))
         dims.update(
@@ -709,6 +727,71 @@ def _num_layers(text: dict[str, Any], model_id: str) -> int:
             f"the config of {model_id} lacks num_hidden_layers; pass a complete config.json"
         )
     return int(value)
+
+
+# State-space families whose layer layout or mixer (Mamba-1, parallel attention+Mamba,
+# attention at a period) is not read yet: refused rather than sized as attention.
+UNMODELLED_STATE_SPACE_TYPES = {
+    "mamba": "Mamba-1",
+    "falcon_mamba": "Mamba-1",
+    "mamba2": "pure Mamba-2",
+    "jamba": "Mamba-1 with attention every attn_layer_period layers",
+    "falcon_h1": "parallel attention and Mamba-2",
+    "zamba": "Mamba with shared attention blocks",
+    "zamba2": "Mamba-2 with shared attention blocks",
+    "bamba": "Mamba-2 with attention at attn_layer_indices",
+    "hymba": "parallel attention and Mamba",
+    "plamo2": "Mamba with periodic attention",
+    "lfm2": "short convolution and attention",
+}
+# layer_types values read exactly; other names are matched by their words, with a note.
+KNOWN_LAYER_TYPES = (
+    "full_attention",
+    "attention",
+    "sliding_attention",
+    "chunked_attention",
+    "linear_attention",
+    "mamba",
+)
+HYBRID_PATTERN_SYMBOLS = {"M": "Mamba", "*": "attention", "-": "MLP", "E": "MoE"}
+# layers_block_type names (newer transformers write linear_/full_attention for M and *).
+BLOCK_TYPE_SYMBOLS = {
+    "mamba": "M",
+    "linear_attention": "M",
+    "attention": "*",
+    "full_attention": "*",
+    "moe": "E",
+    "mlp": "-",
+}
+LAYER_BLOCK_TYPES = tuple(BLOCK_TYPE_SYMBOLS)
+
+
+def _check_layer_pattern(text: dict[str, Any], num_layers: int, model_id: str) -> None:
+    """A hybrid layer pattern must name every layer, each with a known block type."""
+    pattern = _hybrid_pattern(text)
+    if pattern is not None:
+        unknown = sorted(set(pattern) - set(HYBRID_PATTERN_SYMBOLS))
+        if unknown:
+            raise ModelConfigError(
+                f"the config of {model_id} has hybrid_override_pattern symbols "
+                f"{', '.join(map(repr, unknown))}; only M (Mamba), * (attention), - (MLP) "
+                "and E (MoE) are known, so fix config.json"
+            )
+        if len(pattern) != num_layers:
+            raise ModelConfigError(
+                f"the config of {model_id} has a hybrid_override_pattern of {len(pattern)} "
+                f"layers but num_hidden_layers {num_layers}; they must agree, so fix config.json"
+            )
+    block_types = text.get("layers_block_type")
+    if pattern is None and isinstance(block_types, list):
+        unknown = sorted({str(b) for b in block_types} - set(LAYER_BLOCK_TYPES))
+        if unknown or len(block_types) != num_layers:
+            raise ModelConfigError(
+                f"the config of {model_id} has layers_block_type of {len(block_types)} entries "
+                f"for {num_layers} layers"
+                + (f" with unknown types {', '.join(map(repr, unknown))}" if unknown else "")
+                + f"; each layer needs one of {', '.join(LAYER_BLOCK_TYPES)}, so fix config.json"
+            )
 
 
 def _hybrid_pattern(text: dict[str, Any]) -> str | None:
@@ -799,10 +882,7 @@ def _layer_attention(
     pattern = _hybrid_pattern(text)
     block_types = text.get("layers_block_type")
     if pattern or isinstance(block_types, list):
-        symbols = pattern or "".join(
-            {"mamba": "M", "attention": "*", "moe": "E", "mlp": "-"}.get(str(b), "-")
-            for b in block_types
-        )
+        symbols = pattern or "".join(BLOCK_TYPE_SYMBOLS[str(b)] for b in block_types)
         conv, ssm = _mamba_state(text, hidden)
         out = []
         for ch in symbols[:num_layers]:
@@ -877,6 +957,14 @@ def _layer_attention(
         if len(out) < num_layers:
             notes.append("layer_types is shorter than num_hidden_layers; the rest taken as full")
             out += [full() for _ in range(num_layers - len(out))]
+        unread = sorted(
+            {str(t) for t in layer_types[:num_layers]} - set(KNOWN_LAYER_TYPES),
+        )
+        if unread:
+            notes.append(
+                f"layer_types {', '.join(map(repr, unread))} not known to the planner: "
+                "those layers are taken as full attention"
+            )
         return out
 
     hybrid_list = text.get("hybrid_layer_pattern")
@@ -1049,10 +1137,7 @@ def _mlp_layout(
     pattern = _hybrid_pattern(text)
     block_types = text.get("layers_block_type")
     if pattern or isinstance(block_types, list):
-        symbols = pattern or "".join(
-            {"mamba": "M", "attention": "*", "moe": "E", "mlp": "-"}.get(str(b), "-")
-            for b in block_types
-        )
+        symbols = pattern or "".join(BLOCK_TYPE_SYMBOLS[str(b)] for b in block_types)
         kinds, widths = [], []
         for ch in symbols[:num_layers]:
             if ch == "E":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cfgexplorer import load_model
-from cfgexplorer.errors import ModelConfigError
+from cfgexplorer.errors import ModelConfigError, UnsupportedArchitectureError
 from cfgexplorer.spec import CHUNKED, FULL, LINEAR, MAMBA, MLA, NONE, SLIDING, spec_from_config
 
 
@@ -249,3 +251,103 @@ def test_heads_that_do_not_divide_into_kv_heads_are_refused():
         spec_from_config(config, model_id="x/y", source="local")
     config["num_key_value_heads"] = 8
     assert spec_from_config(config, model_id="x/y", source="local").num_kv_heads == 8
+
+
+def _granite4_config(**changes):
+    """A Granite-4.0-H-style hybrid: Mamba-2 layers named in layer_types, 1 in 5 attention."""
+    config = {
+        "architectures": ["GraniteMoeHybridForCausalLM"],
+        "model_type": "granitemoehybrid",
+        "hidden_size": 1536,
+        "num_hidden_layers": 10,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 4,
+        "intermediate_size": 8192,
+        "shared_intermediate_size": 8192,
+        "num_local_experts": 0,
+        "num_experts_per_tok": 0,
+        "vocab_size": 100352,
+        "max_position_embeddings": 131072,
+        "torch_dtype": "bfloat16",
+        "layer_types": (["mamba"] * 4 + ["attention"]) * 2,
+        "mamba_d_state": 128,
+        "mamba_d_conv": 4,
+        "mamba_expand": 2,
+        "mamba_n_heads": 48,
+        "mamba_d_head": 64,
+        "mamba_n_groups": 1,
+        "tie_word_embeddings": True,
+    }
+    config.update(changes)
+    return config
+
+
+def test_granite4_mamba_layers_named_in_layer_types_are_sized():
+    spec = spec_from_config(_granite4_config(), model_id="x/granite", source="local")
+    assert spec.attention_kinds == {"mamba": 8, "full": 2}
+    # Mamba-2 state per layer: conv (3072 + 2 x 128) x 3 and SSM 48 heads x 64 x 128.
+    mamba = next(la for la in spec.layers if la.kind == "mamba")
+    assert mamba.conv_state_elems == (48 * 64 + 2 * 128) * 3
+    assert mamba.ssm_state_elems == 48 * 64 * 128
+    assert spec.mixer_dims["mamba_inner"] == 48 * 64
+    assert spec.params.total > 0
+
+
+def test_mamba_layers_without_mamba_sizes_are_one_sentence():
+    from dataclasses import replace
+
+    spec = spec_from_config(_granite4_config(), model_id="x/granite", source="local")
+    bare = replace(spec, mixer_dims={})  # a layout the parser could not size
+    with pytest.raises(ModelConfigError, match="marks layers as Mamba but gives no Mamba sizes"):
+        bare.params  # noqa: B018 - the property raises
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fragment"),
+    [("M-*Q?", "symbols '?', 'Q'; only M (Mamba)"), ("M-*", "pattern of 3 layers but")],
+)
+def test_malformed_hybrid_override_pattern_is_one_sentence(pattern, fragment):
+    config = {
+        "model_type": "nemotron_h",
+        "hidden_size": 1024,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 6 if len(pattern) != 6 else 5,
+        "vocab_size": 1000,
+        "intermediate_size": 2048,
+        "hybrid_override_pattern": pattern,
+        "mamba_num_heads": 16,
+        "mamba_head_dim": 64,
+        "ssm_state_size": 128,
+    }
+    with pytest.raises(ModelConfigError, match=re.escape(fragment)):
+        spec_from_config(config, model_id="x/nh", source="local")
+
+
+@pytest.mark.parametrize("model_type", ["mamba2", "jamba", "falcon_h1", "falcon_mamba"])
+def test_state_space_layouts_not_read_yet_are_refused_not_sized_as_attention(model_type):
+    config = {
+        "model_type": model_type,
+        "hidden_size": 2560,
+        "num_hidden_layers": 8,
+        "num_attention_heads": 32,
+        "vocab_size": 50288,
+    }
+    with pytest.raises(UnsupportedArchitectureError, match=f"is a {model_type} model"):
+        spec_from_config(config, model_id="x/ssm", source="local")
+
+
+def test_unknown_layer_types_are_taken_as_full_attention_with_a_note():
+    config = {
+        "model_type": "qwen3",
+        "hidden_size": 1024,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "vocab_size": 1000,
+        "intermediate_size": 2048,
+        "layer_types": ["full_attention", "weird_attention"],
+    }
+    spec = spec_from_config(config, model_id="x/y", source="local")
+    assert spec.attention_kinds == {"full": 2}
+    assert any("'weird_attention' not known to the planner" in n for n in spec.notes)
