@@ -989,7 +989,20 @@ def plan(
         notes.append(f"{gpu.name} has no bfloat16: vLLM serves the model in float16")
     dtype_bytes = DTYPE_BYTES[dtype]
     kv_dtype = dep.kv_cache_dtype
-    if kv_dtype == "auto" and spec.quant.kv_cache_dtype == "fp8":
+    modelopt_kv = (
+        kv_dtype == "auto"
+        and spec.quant.kv_cache_dtype == "fp8"
+        and spec.quant.producer == "modelopt"
+        and bool(prof.defaults.get("kv_auto_follows_modelopt"))
+        and gpu.fp8_kv_cache is not False
+    )
+    if modelopt_kv:
+        kv_dtype = "fp8_e4m3"
+        notes.append(
+            f"kv_cache_dtype auto takes the checkpoint's FP8 KV cache (ModelOpt "
+            f"kv_cache_quant_algo), as {prof.name} does"
+        )
+    elif kv_dtype == "auto" and spec.quant.kv_cache_dtype == "fp8":
         notes.append("the checkpoint declares an fp8 KV cache; pass --kv-cache-dtype fp8 to use it")
     kv_bytes = kv_dtype_bytes(kv_dtype, dtype)
 

@@ -75,6 +75,7 @@ class QuantScheme:
     description: str = "unquantized"
     known: bool = True
     expert_width_alignment: int = 1  # kernels pad the per-rank expert width to this multiple
+    producer: str = ""  # the tool that wrote the quantization config ("modelopt"), if known
     _ignore_re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -386,6 +387,7 @@ def _from_modelopt(cfg: dict[str, Any]) -> QuantScheme:
             quantized_kinds=LINEAR_KINDS,
             ignore=ignore,
             kv_cache_dtype=kv,
+            producer="modelopt",
             description="ModelOpt NVFP4: 4-bit weights, one FP8 scale per 16 values",
         )
     if "W4A16" in algo or "INT4" in algo:
@@ -397,6 +399,7 @@ def _from_modelopt(cfg: dict[str, Any]) -> QuantScheme:
             quantized_kinds=LINEAR_KINDS,
             ignore=ignore,
             kv_cache_dtype=kv,
+            producer="modelopt",
             description="ModelOpt INT4 AWQ weights",
         )
     if "FP8" in algo:
@@ -407,6 +410,7 @@ def _from_modelopt(cfg: dict[str, Any]) -> QuantScheme:
             quantized_kinds=LINEAR_KINDS,
             ignore=ignore,
             kv_cache_dtype=kv,
+            producer="modelopt",
             description="ModelOpt FP8 weights, per-tensor scales",
         )
     return QuantScheme(
@@ -414,6 +418,7 @@ def _from_modelopt(cfg: dict[str, Any]) -> QuantScheme:
         description=f"unknown ModelOpt algorithm {algo!r}: weights sized at checkpoint dtype",
         kv_cache_dtype=kv,
         known=False,
+        producer="modelopt",
     )
 
 

@@ -431,3 +431,28 @@ def test_expert_parallel_lifts_the_expert_width_rules_on_tp():
     p = plan(spec, get_gpu("H100"), Deployment(tp=8, enable_expert_parallel=True))
     assert p.fits
     assert p.valid_tp["valid"] == [1, 2, 4, 8]
+
+
+def test_auto_kv_dtype_takes_a_modelopt_checkpoints_fp8_kv_cache_in_recent_vllm():
+    spec = load_model("nvidia/Qwen3-235B-A22B-NVFP4")  # kv_cache_quant_algo: FP8
+    b200 = get_gpu("B200")
+    dep = Deployment(tp=8, max_model_len=4096)
+    # 94 layers x 1 KV head per rank (4 heads over 8 ranks, replicated) x 128 x (K, V).
+    recent = plan(spec, b200, dep)
+    assert recent.kv_dtype == "fp8_e4m3"
+    assert recent.kv_bytes_per_token == 94 * 1 * 128 * 2 * 1
+    assert "--kv-cache-dtype fp8_e4m3" in " ".join(recent.vllm_args)
+    # vLLM 0.11 kept auto at the model dtype and only noted the checkpoint's scheme.
+    older = plan(spec, b200, dep, "vllm-0.11")
+    assert older.kv_bytes_per_token == 94 * 1 * 128 * 2 * 2
+    assert any("pass --kv-cache-dtype fp8" in n for n in older.notes)
+    # A compressed-tensors KV scheme is not taken by auto (vLLM resolves ModelOpt's only).
+    from dataclasses import replace
+
+    from cfgexplorer.quant import QuantScheme
+
+    llama = load_model("meta-llama/Llama-3.1-8B-Instruct")
+    ct = replace(llama, quant=QuantScheme(method="compressed-tensors", kv_cache_dtype="fp8"))
+    ct_plan = plan(ct, get_gpu("H100"), Deployment(max_model_len=8192))
+    assert ct_plan.kv_bytes_per_token == 131_072
+    assert any("pass --kv-cache-dtype fp8" in n for n in ct_plan.notes)
