@@ -543,6 +543,7 @@ def _spec_from_config(
             default=config.get("max_position_embeddings", 4096),
         )
     )
+    max_pos = _rope_scaled_max_len(text, model_type, max_pos, notes)
     dtype = normalise_dtype(
         _first(text, "torch_dtype", "dtype", default=None)
         or _first(config, "torch_dtype", "dtype", default=None),
@@ -654,6 +655,38 @@ def _implausible_counts(spec: ModelSpec, counts: dict[str, int]) -> str | None:
     if not low <= total <= high:
         return f"they count {total:,} parameters, the architecture {computed:,}"
     return None
+
+
+# RoPE types whose position limit vLLM does not scale (the config already states it).
+ROPE_TYPES_NOT_SCALED = ("su", "longrope", "llama3", "default", "mrope")
+
+
+def _rope_scaled_max_len(
+    text: dict[str, Any], model_type: str, max_pos: int, notes: list[str]
+) -> int:
+    """The longest context vLLM derives: RoPE scaling multiplies the position limit.
+
+    As vLLM does: for YaRN, original_max_position_embeddings x factor; for linear and
+    dynamic scaling, max_position_embeddings x factor; Llama 3, LongRoPE and Gemma 3
+    already state the scaled limit.
+    """
+    rope = text.get("rope_scaling") or text.get("rope_parameters")
+    if not isinstance(rope, dict) or model_type.startswith("gemma3"):
+        return max_pos
+    rope_type = str(rope.get("rope_type") or rope.get("type") or "default")
+    factor = rope.get("factor")
+    if rope_type in ROPE_TYPES_NOT_SCALED or not isinstance(factor, int | float) or factor <= 1:
+        return max_pos
+    base = max_pos
+    if rope_type == "yarn" and isinstance(rope.get("original_max_position_embeddings"), int):
+        base = rope["original_max_position_embeddings"]
+    scaled = int(base * factor)
+    if scaled != max_pos:
+        notes.append(
+            f"{rope_type} RoPE scaling x{factor:g} gives a {scaled:,}-token context (vLLM's "
+            f"limit), not max_position_embeddings {max_pos:,}"
+        )
+    return scaled
 
 
 def _rotary_dim(text: dict[str, Any], head_dim: int, mla: MLAConfig | None) -> int:

@@ -351,3 +351,29 @@ def test_unknown_layer_types_are_taken_as_full_attention_with_a_note():
     spec = spec_from_config(config, model_id="x/y", source="local")
     assert spec.attention_kinds == {"full": 2}
     assert any("'weird_attention' not known to the planner" in n for n in spec.notes)
+
+
+@pytest.mark.parametrize(
+    ("rope", "expected"),
+    [
+        ({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8192}, 32768),
+        ({"type": "linear", "factor": 2.0}, 16384),
+        ({"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192}, 8192),
+        ({"rope_type": "default"}, 8192),
+    ],
+)
+def test_rope_scaling_sets_the_context_limit_as_vllm_derives_it(rope, expected):
+    config = {
+        "model_type": "qwen2",
+        "hidden_size": 1024,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "vocab_size": 1000,
+        "intermediate_size": 2048,
+        "max_position_embeddings": 8192,
+        "rope_scaling": rope,
+    }
+    spec = spec_from_config(config, model_id="x/y", source="local")
+    assert spec.max_position_embeddings == expected
+    assert any("RoPE scaling" in n for n in spec.notes) == (expected != 8192)
