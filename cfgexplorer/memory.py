@@ -33,7 +33,7 @@ from cfgexplorer.params import (
     linear_bytes,
 )
 from cfgexplorer.paths import data_dir
-from cfgexplorer.quant import QuantScheme, runtime_fp8
+from cfgexplorer.quant import INT8_W8A8, QuantScheme, runtime_fp8
 from cfgexplorer.spec import (
     CHUNKED,
     DTYPE_BYTES,
@@ -308,10 +308,15 @@ def _check_gpu_support(spec: ModelSpec, gpu: GPU, dep: Deployment) -> None:
             f"{gpu.name} (compute capability {cc:g}) cannot run bfloat16 in vLLM; use "
             "--dtype float16 or auto"
         )
+    int8_w8a8 = INT8_W8A8 in spec.quant.description  # vLLM runs these from cc 7.5 (Turing)
     fp8_weights = (
         dep.quantization == "fp8"
         or spec.quant.method.startswith(("fp8", "modelopt-fp8"))
-        or (spec.quant.method == "compressed-tensors" and spec.quant.weight_bits == 8)
+        or (
+            spec.quant.method == "compressed-tensors"
+            and spec.quant.weight_bits == 8
+            and not int8_w8a8
+        )
     )
     if not fp8_weights or gpu.custom:
         return
@@ -996,6 +1001,11 @@ def plan(
         and bool(prof.defaults.get("kv_auto_follows_modelopt"))
         and gpu.fp8_kv_cache is not False
     )
+    if dep.enable_expert_parallel and not spec.moe:
+        notes.append(
+            f"--enable-expert-parallel has no effect: {spec.model_id} has no experts (vLLM "
+            "accepts the flag and shards the model by TP only)"
+        )
     if modelopt_kv:
         kv_dtype = "fp8_e4m3"
         notes.append(

@@ -253,6 +253,9 @@ def _targets_kinds(targets: list[str]) -> tuple[str, ...]:
     return LINEAR_KINDS
 
 
+INT8_W8A8 = "INT8 W8A8"  # the description tag of int8 weights with int8 activations
+
+
 def _from_compressed_tensors(cfg: dict[str, Any]) -> QuantScheme:
     groups = cfg.get("config_groups") or {}
     kv = cfg.get("kv_cache_scheme")
@@ -284,6 +287,9 @@ def _from_compressed_tensors(cfg: dict[str, Any]) -> QuantScheme:
             description="NVFP4 weights (compressed-tensors): 4-bit, one FP8 scale per 16",
         )
     name = {8: "FP8" if wtype == "float" else "INT8", 4: "INT4"}.get(bits, f"{bits}-bit")
+    acts = group.get("input_activations") or {}
+    if name == "INT8" and isinstance(acts, dict) and acts.get("num_bits") == 8:
+        name = INT8_W8A8  # int8 activations too: runs on Turing (cc 7.5) in vLLM
     if strategy == "group" and group_size:
         return _scheme(
             method="compressed-tensors",

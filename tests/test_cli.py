@@ -197,7 +197,6 @@ def test_plan_batch_size_that_does_not_fit_is_a_problem(capsys):
         (["--gpu", "T4", "--quantization", "fp8"], "8-bit quantized weights"),
         (["--auto-parallel", "--tp", "4"], "drop --tp"),
         (["--output", "/nonexistent/dir/plan.json"], "cannot write"),
-        (["--enable-expert-parallel"], "mixture-of-experts"),
         (["--gpu-memory", "1e30"], "more than any accelerator has"),
         (["--max-num-batched-tokens", "99999999999"], "is above 100,000,000"),
         (["--output", ""], "--output needs a file name"),
@@ -367,3 +366,21 @@ def test_long_context_override_is_an_environment_variable_before_vllm_serve(caps
         "--max-model-len 131073 --gpu-memory-utilization 0.9"
     )
     assert all(not a.startswith("#") for a in d["vllm_args"])
+
+
+def test_expert_parallel_on_a_dense_model_is_a_note_not_an_error(capsys):
+    status, out, _ = run(capsys, "plan", "--model", "Qwen/Qwen3-32B", "--enable-expert-parallel")
+    assert status == 0
+    d = json.loads(out)
+    assert any("--enable-expert-parallel has no effect" in n for n in d["notes"])
+    assert "--enable-expert-parallel" in d["vllm_serve"]
+
+
+def test_int8_w8a8_runs_on_turing_but_fp8_weights_do_not(capsys):
+    model = "RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8"
+    status, out, _ = run(capsys, "plan", "--model", model, "--gpu", "T4", "--max-model-len", "4096")
+    assert status == 0
+    assert json.loads(out)["fits"]
+    status, _, err = run(capsys, "plan", "--model", "Qwen/Qwen3-30B-A3B-FP8", "--gpu", "T4")
+    assert status == 2
+    assert "cannot run 8-bit quantized weights" in err

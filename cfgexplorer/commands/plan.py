@@ -136,10 +136,6 @@ def build(args: argparse.Namespace) -> Any:
         max_num_batched_tokens=args.max_num_batched_tokens,
         allow_long_max_model_len=args.allow_long_max_model_len,
     )
-    if args.enable_expert_parallel and not spec.moe:
-        raise InvalidDeploymentError(
-            f"--enable-expert-parallel needs a mixture-of-experts model; {spec.model_id} is dense"
-        )
     if auto:
         from cfgexplorer.memory import smallest_parallelism
 
