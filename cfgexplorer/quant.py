@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from cfgexplorer.errors import ModelConfigError
+
 # Module kinds the weight model distinguishes; the ignore list is matched
 # against representative module names of each kind.
 LINEAR_KINDS = ("attn", "mlp", "experts", "shared_experts", "linear_attn", "mamba")
@@ -183,10 +185,17 @@ def parse_quantization(
         ModelOpt's ``hf_quant_config.json`` when the repo ships one.
     """
     if hf_quant_config:
+        if not isinstance(hf_quant_config, dict):
+            raise ModelConfigError("hf_quant_config.json holds no JSON object; fix or remove it")
         block = hf_quant_config.get("quantization", hf_quant_config)
-        return _from_modelopt(block)
+        return _from_modelopt(block if isinstance(block, dict) else {})
     if not quant_config:
         return QuantScheme()
+    if not isinstance(quant_config, dict):
+        raise ModelConfigError(
+            f"quantization_config is {quant_config!r}, not an object with a quant_method; "
+            "fix config.json"
+        )
     method = str(quant_config.get("quant_method") or "").lower()
     if not method and quant_config.get("quant_algo"):
         return _from_modelopt(quant_config)
@@ -266,7 +275,12 @@ def _from_compressed_tensors(cfg: dict[str, Any]) -> QuantScheme:
         return _scheme(method="compressed-tensors", ignore=ignore, kv_cache_dtype=kv_dtype)
     # The widest group decides; mixed-precision recipes are rare enough to note only.
     group = next(iter(groups.values()))
-    weights = group.get("weights") or {}
+    if not isinstance(group, dict) or not isinstance(group.get("weights"), dict):
+        raise ModelConfigError(
+            "compressed-tensors quantization_config has a config group without its weights "
+            "scheme (num_bits, type, strategy); fix config.json"
+        )
+    weights = group["weights"]
     bits = int(weights.get("num_bits") or 16)
     strategy = str(weights.get("strategy") or "tensor")
     wtype = str(weights.get("type") or "int")
@@ -336,7 +350,12 @@ def _kv_from_scheme(kv: Any) -> str | None:
 
 
 def _from_int4_grouped(cfg: dict[str, Any], method: str) -> QuantScheme:
-    bits = int(cfg.get("bits") or cfg.get("w_bit") or 4)
+    bits = cfg.get("bits", cfg.get("w_bit", 4))
+    if bits not in (2, 3, 4, 8):
+        raise ModelConfigError(
+            f"{method} quantization_config has bits={bits!r}; {method} checkpoints use 2, 3, "
+            "4 or 8 bits, so fix config.json"
+        )
     group = int(cfg.get("group_size") or cfg.get("q_group_size") or 128)
     if group <= 0:  # GPTQ group_size -1 means per channel
         group = 0

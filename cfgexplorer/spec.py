@@ -486,6 +486,11 @@ def _spec_from_config(
 
     num_layers = _num_layers(text, model_id)
     _check_layer_pattern(text, num_layers, model_id)
+    if "max_position_embeddings" in text and text["max_position_embeddings"] is None:
+        raise ModelConfigError(
+            f"the config of {model_id} sets max_position_embeddings to null; set the model's "
+            "context length in config.json"
+        )
     hidden = _first(text, "hidden_size", "n_embd", "d_model")
     heads = _first(text, "num_attention_heads", "n_head", "num_heads")
     if hidden is None or heads is None:
@@ -1083,6 +1088,11 @@ def _moe(
             default=1,
         )
     )
+    if not 1 <= top_k <= experts:
+        raise ModelConfigError(
+            f"the config routes each token to {top_k} of {experts} experts; "
+            "num_experts_per_tok must be between 1 and the number of experts, so fix config.json"
+        )
     expert_inter = int(
         _first(
             text,

@@ -377,3 +377,47 @@ def test_rope_scaling_sets_the_context_limit_as_vllm_derives_it(rope, expected):
     spec = spec_from_config(config, model_id="x/y", source="local")
     assert spec.max_position_embeddings == expected
     assert any("RoPE scaling" in n for n in spec.notes) == (expected != 8192)
+
+
+def _llama(**changes):
+    config = {
+        "model_type": "llama",
+        "hidden_size": 1024,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "vocab_size": 1000,
+        "intermediate_size": 2048,
+        "max_position_embeddings": 4096,
+    }
+    config.update(changes)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"max_position_embeddings": None}, "sets max_position_embeddings to null"),
+        ({"quantization_config": "fp8"}, "quantization_config is 'fp8', not an object"),
+        (
+            {"quantization_config": {"quant_method": "gptq", "bits": 0, "group_size": 128}},
+            "gptq quantization_config has bits=0",
+        ),
+        (
+            {
+                "quantization_config": {
+                    "quant_method": "compressed-tensors",
+                    "config_groups": {"g": {"weights": None}},
+                }
+            },
+            "a config group without its weights scheme",
+        ),
+        (
+            {"model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 16},
+            "routes each token to 16 of 8 experts",
+        ),
+    ],
+)
+def test_broken_fields_are_one_sentence_not_python_internals(changes, fragment):
+    with pytest.raises(ModelConfigError, match=re.escape(fragment)):
+        spec_from_config(_llama(**changes), model_id="x/y", source="local")
