@@ -179,7 +179,8 @@ def validate(spec: ModelSpec, gpu: GPU, dep: Deployment) -> None:
             )
     if dep.block_size is not None and dep.block_size not in (1, 8, 16, 32, 64, 128, 256):
         raise InvalidDeploymentError(
-            f"block_size {dep.block_size} is not one vLLM accepts; use 16 (default), 32, 64 or 128"
+            f"block_size {dep.block_size} is not one vLLM accepts; use 1, 8, 16 (default), 32, "
+            "64, 128 or 256"
         )
     if dep.kv_cache_dtype not in KV_DTYPES:
         raise InvalidDeploymentError(

@@ -144,7 +144,9 @@ def load_local(path: Path) -> ModelSpec:
     if hf_quant is None and (folder / "hf_quant_config.json").is_file():
         hf_quant = read_json(folder / "hf_quant_config.json")
     counts = local_safetensors_params(folder)
-    name = config.get("_name_or_path") or folder.resolve().name
+    # A config saved under another name (Qwen--Qwen3-8B.json) is named by its file.
+    fallback = folder.resolve().name if config_path.name == "config.json" else config_path.stem
+    name = config.get("_name_or_path") or fallback
     require_shape_keys(config, str(config_path))
     spec = spec_from_config(
         fill_defaults(config),

@@ -198,6 +198,8 @@ def test_plan_batch_size_that_does_not_fit_is_a_problem(capsys):
         (["--auto-parallel", "--tp", "4"], "drop --tp"),
         (["--output", "/nonexistent/dir/plan.json"], "cannot write"),
         (["--gpu-memory", "1e30"], "more than any accelerator has"),
+        (["--gpu", ""], "--gpu is empty"),
+        (["--block-size", "7"], "use 1, 8, 16 (default), 32, 64, 128 or 256"),
         (["--max-num-batched-tokens", "99999999999"], "is above 100,000,000"),
         (["--output", ""], "--output needs a file name"),
     ],

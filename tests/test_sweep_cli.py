@@ -207,3 +207,18 @@ def test_unwritable_output_exits_2_with_one_line(
     assert err.startswith(f"cfgexplorer: error: cannot write --output {target}")
     assert "choose a writable file path" in err
     assert err.count("\n") == 1
+
+
+def test_empty_pareto_list_is_refused_and_repeated_scenario_columns_count_once(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    status, out, err = _run(capsys, str(demo), "--pareto", ",")
+    assert status == 2
+    assert out == ""
+    assert "--pareto takes exactly two metrics" in err
+
+    status, out, _ = _run(capsys, str(demo), "--scenario", "Model,Model")
+    assert status == 0
+    scenarios = json.loads(out)["scenarios"]
+    assert scenarios
+    assert all(list(s).count("Model") == 1 for s in scenarios)

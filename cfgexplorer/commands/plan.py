@@ -114,6 +114,8 @@ def build(args: argparse.Namespace) -> Any:
     from cfgexplorer.sources import load_model
 
     profile = get_profile(args.engine_profile)
+    if args.gpu is not None and not args.gpu.strip():
+        raise InvalidDeploymentError("--gpu is empty; name a GPU (cfgexplorer gpus lists them)")
     gpu = custom_gpu(args.gpu_memory) if args.gpu_memory else get_gpu(args.gpu or "H100")
     spec = load_model(args.model, token=args.hf_token)
     auto = getattr(args, "auto_parallel", False)

@@ -88,7 +88,8 @@ def register(subparsers: Any) -> None:
 
 
 def _split(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
+    """Comma-separated names, each once, in the order given."""
+    return list(dict.fromkeys(part.strip() for part in (text or "").split(",") if part.strip()))
 
 
 def _plain(value: Any) -> Any:
@@ -186,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
     preset = explore.get_preset(args.preset) if args.preset else None
     scenario_cols = _split(args.scenario) or list(preset.scenario if preset else DEFAULT_SCENARIO)
     slos = [*(preset.slos if preset else ()), *(explore.SLO.parse(s) for s in args.slo)]
+    if args.pareto is not None and not _split(args.pareto):
+        raise explore.SweepQueryError("--pareto takes exactly two metrics, e.g. A,B")
     pareto = _split(args.pareto) or list(preset.pareto if preset else DEFAULT_PARETO)
     by = _split(args.by) or list(preset.by if preset else ())
     if len(pareto) != 2:
