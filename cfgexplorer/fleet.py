@@ -1138,11 +1138,17 @@ def _plan_reference(
         # KV pool"; the model's full context may still be too long for it.
         result.fits = p.kv_pool_gib > 0
         result.problems = [] if result.fits else list(p.problems[:1])
-        if result.fits:
+        if result.fits and not p.fits:
             result.notes.append(
                 "no max_model_len given: fit checked on weights, activation and non-torch "
-                f"memory only; the longest request that fits is {p.max_model_len_that_fits} "
-                "tokens"
+                f"memory only; serve it with --max-model-len {p.max_model_len_that_fits} or "
+                f"less, since vLLM's default (the model's {p.max_model_len:,} tokens) does not "
+                "fit"
+            )
+        elif result.fits:
+            result.notes.append(
+                "no max_model_len given: fit checked on weights, activation and non-torch "
+                f"memory; the model's full {p.max_model_len:,}-token context fits too"
             )
     else:
         result.fits = p.fits

@@ -409,7 +409,24 @@ def test_without_max_model_len_the_fit_ignores_the_context_length() -> None:
     row = _plan([{"model": "meta-llama/Llama-3.1-8B-Instruct", "gpu": "H100"}]).models[0]
 
     assert row.status == STATUS_PLANNED
-    assert any("no max_model_len given" in n for n in row.notes)
+    assert any("the model's full 131,072-token context fits too" in n for n in row.notes)
+
+
+def test_without_max_model_len_a_context_too_long_for_the_gpu_names_the_flag_to_set() -> None:
+    from cfgexplorer import load_model
+    from cfgexplorer.gpus import get_gpu
+    from cfgexplorer.memory import Deployment, plan
+
+    row = _plan([{"model": "meta-llama/Llama-3.1-8B-Instruct", "gpu": "L4"}]).models[0]
+    longest = plan(
+        load_model("meta-llama/Llama-3.1-8B-Instruct"), get_gpu("L4"), Deployment()
+    ).max_model_len_that_fits
+    assert row.fits
+    assert any(
+        f"serve it with --max-model-len {longest} or less, since vLLM's default (the model's "
+        "131,072 tokens) does not fit" in n
+        for n in row.notes
+    )
 
 
 def test_manual_entry_sizing_and_named_overhead() -> None:
