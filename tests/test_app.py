@@ -322,3 +322,23 @@ def test_empty_file_in_a_sweep_upload_is_listed_as_skipped():
     assert len(state.table) == 1
     assert list(state.skipped["file"]) == ["empty.json"]
     assert any(n.startswith("skipped empty.json: ") for n in state.notes)
+
+
+def test_sweep_upload_then_clear_adds_no_phantom_skipped_file():
+    import holoviews.plotting.bokeh  # noqa: F401 - the backend the dashboard draws with
+
+    from cfgexplorer.views.sweep import SweepView
+
+    view = SweepView()
+    upload = next(iter(view.__panel__().select(pn.widgets.FileInput)))
+    upload.filename = VLLM_RUN.name
+    upload.value = VLLM_RUN.read_bytes()  # the page clears the widget after reading it
+    state = view.state
+    assert len(state.filtered) == 1
+    assert state.skipped.empty
+    assert not any("upload.json" in n for n in state.notes)
+    # What the browser sends back once the widget is cleared: no file name, no bytes.
+    upload.param.update(filename="", value=b"")
+    upload.param.update(filename=None, value=None)
+    assert state.skipped.empty
+    assert len(state.filtered) == 1

@@ -71,12 +71,16 @@ class SweepView(pn.viewable.Viewer):
         )
 
         def on_upload(event: Any) -> None:
+            if event.new is None or event.new == []:  # the widget cleared after an upload
+                return
             values = event.new if isinstance(event.new, list) else [event.new]
             names = upload.filename if isinstance(upload.filename, list) else [upload.filename]
             # Empty files are passed on too: the import skips each with its reason.
+            # A value without a file name is the browser confirming the clear below, not a file.
             files = [
-                (name or "upload.json", data if data is not None else b"")
+                (name, data if data is not None else b"")
                 for name, data in zip(names, values, strict=False)
+                if name
             ]
             if not files:
                 return
