@@ -548,6 +548,11 @@ def _spec_from_config(
             default=config.get("max_position_embeddings", 4096),
         )
     )
+    if max_pos <= 0:
+        raise ModelConfigError(
+            f"the config of {model_id} has max_position_embeddings={max_pos}; it must be > 0, "
+            "so set the model's context length in config.json"
+        )
     max_pos = _rope_scaled_max_len(text, model_type, max_pos, notes)
     dtype = normalise_dtype(
         _first(text, "torch_dtype", "dtype", default=None)

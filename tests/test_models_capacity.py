@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from cfgexplorer import cli, gpus, load_model, memory
+from cfgexplorer.catalog import raw_files
 from cfgexplorer.models import CapacityPlanner
 
 
@@ -322,3 +323,13 @@ def test_expert_parallel_changes_the_tp_choices():
     assert state.tp == 2
     assert "tp=8 does not work without expert parallel" in state.notes[-1]
     assert state.plan.deployment.tp == 2
+
+
+def test_upload_with_a_zero_context_length_is_refused_and_the_plan_kept():
+    state = CapacityPlanner()
+    before = (state.model, state.plan.kv_tokens)
+    config = json.loads(json.dumps(raw_files("Qwen/Qwen3-8B")["config"]))
+    config["max_position_embeddings"] = 0
+    assert not state.use_uploaded_config("zero.json", json.dumps(config).encode())
+    assert "max_position_embeddings=0; it must be > 0" in state.message
+    assert (state.model, state.plan.kv_tokens) == before

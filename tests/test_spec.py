@@ -398,6 +398,7 @@ def _llama(**changes):
     ("changes", "fragment"),
     [
         ({"max_position_embeddings": None}, "sets max_position_embeddings to null"),
+        ({"max_position_embeddings": 0}, "has max_position_embeddings=0; it must be > 0"),
         ({"quantization_config": "fp8"}, "quantization_config is 'fp8', not an object"),
         (
             {"quantization_config": {"quant_method": "gptq", "bits": 0, "group_size": 128}},
