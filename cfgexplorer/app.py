@@ -15,7 +15,7 @@ import difflib
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,15 +199,52 @@ class Dashboard(param.Parameterized):
         self._write_url()
 
     def _write_url(self) -> None:
-        location = pn.state.location
-        if location is None or not self._loaded:
+        if not self._loaded:
+            return
+        try:
+            location = pn.state.location
+        except ValueError:  # Panel cannot parse a link with a second "?" inside a value
+            log.info("the link could not be parsed; the address bar will not follow the inputs")
+            return
+        if location is None:
             return
         # Only the inputs listed by the page go in the URL: never the Hugging Face token.
         location.search = "?" + urllib.parse.urlencode(self.query())
 
 
+def _location_for_links_with_two_question_marks() -> None:
+    """Give Panel a Location it can use when a link has "?" inside a query value.
+
+    Panel's own parser splits the request URI on every "?" and fails (a blank page),
+    though such a link is valid; this parses at the first "?" instead. It fills Panel's
+    per-document location cache, a private attribute, and does nothing if that changes.
+    """
+    doc = pn.state.curdoc
+    request = getattr(getattr(doc, "session_context", None), "request", None)
+    uri = str(getattr(request, "uri", "") or "")
+    locations = getattr(pn.state, "_locations", None)
+    if uri.count("?") < 2 or not isinstance(locations, MutableMapping) or doc in locations:
+        return
+    from panel.io.location import Location
+    from panel.util import edit_readonly
+
+    path, _, rest = uri.partition("?")
+    search, _, fragment = rest.partition("#")
+    location = Location()
+    with edit_readonly(location):
+        location.param.update(
+            href=f"{request.protocol}://{request.host}{uri}",
+            hostname=request.host.split(":")[0],
+            pathname=path,
+            search=f"?{search}",
+            hash=f"#{fragment}" if fragment else "",
+        )
+    locations[doc] = location
+
+
 def create_app(query: Mapping[str, str] | None = None) -> pn.viewable.Viewable:
     """Build the dashboard for one session (the template, or one page when embedded)."""
+    _location_for_links_with_two_question_marks()
     if query is None:
         query = read_query(pn.state.session_args)
     dashboard = Dashboard(query=query)
