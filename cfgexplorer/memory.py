@@ -272,6 +272,8 @@ ACT_DTYPES_BY_QUANT_METHOD = {
 MIN_CC_FP4_WEIGHTS = 8.0  # vLLM's Mxfp4Config / ModelOptNvFp4Config minimum capability
 
 
+VLLM_DEFAULT_BLOCK_SIZE = 16  # tokens; vLLM's CacheConfig default on CUDA GPUs
+
 # Upper bounds on scheduler sizes; larger values are typing mistakes, not deployments.
 SCHEDULER_LIMITS = {
     "max_model_len": 100_000_000,  # tokens; 10x the longest context published (10M)
@@ -1222,7 +1224,9 @@ def vllm_args(
         args += ["--quantization", dep.quantization]
     if kv_dtype != "auto":
         args += ["--kv-cache-dtype", kv_dtype]
-    if block_size != int(prof.defaults["block_size"]) or dep.block_size:
+    # A profile may default to another size than vLLM (vllm-0.11's rows ran --block-size 128):
+    # the line names any size vLLM would not pick by itself.
+    if block_size != VLLM_DEFAULT_BLOCK_SIZE or dep.block_size:
         args += ["--block-size", str(block_size)]
     if dep.max_num_seqs:
         args += ["--max-num-seqs", str(dep.max_num_seqs)]

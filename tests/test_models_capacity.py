@@ -333,3 +333,13 @@ def test_upload_with_a_zero_context_length_is_refused_and_the_plan_kept():
     assert not state.use_uploaded_config("zero.json", json.dumps(config).encode())
     assert "max_position_embeddings=0; it must be > 0" in state.message
     assert (state.model, state.plan.kv_tokens) == before
+
+
+def test_a_script_can_choose_the_older_profile_and_its_serve_line_names_the_block_size():
+    state = CapacityPlanner(
+        model="meta-llama/Llama-3.1-8B-Instruct", profile="vllm-0.11", block_size=128
+    )
+    assert state.profile == "vllm-0.11"
+    assert state.plan.block_size == 128
+    # vLLM's own default is 16: the line must ask for the 128 the plan assumes.
+    assert state.plan.to_dict()["vllm_serve"].endswith("--block-size 128")

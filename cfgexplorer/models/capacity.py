@@ -211,14 +211,17 @@ class CapacityPlanner(ModelPageState):
     def __init__(self, **params: Any) -> None:
         self._uploads: dict[str, ModelSpec] = {}
         self._mml_follows_model = "max_model_len" not in params
+        # The profile choices are only known once the profiles are read: set it after them.
+        wanted_profile = params.pop("profile", None)
         super().__init__(**params)
         # Choices follow the catalogs at the time the object is made (one per session).
         self.param.model.objects = catalog_ids()
         self.param.gpu.objects = gpus.gpu_names()
         profiles = memory.engine_profiles()
         self.param.profile.objects = list(profiles)
-        if "profile" not in params:
-            self.profile = memory.get_profile().name
+        self.profile = wanted_profile or memory.get_profile().name
+        if wanted_profile is not None:
+            params["profile"] = wanted_profile
         if "gpu_memory_utilization" not in params:
             self.gpu_memory_utilization = float(
                 memory.get_profile(self.profile).defaults["gpu_memory_utilization"]
