@@ -60,8 +60,17 @@ def load_model(ref: str, token: str | None = None, revision: str | None = None) 
     text = str(ref or "").strip()
     if not text:
         raise UnknownModelError("no model given; pass a catalog id, a Hub id or a config.json path")
+    if len(text) > MAX_MODEL_REF_CHARS:
+        raise UnknownModelError(
+            f"a model reference of {len(text):,} characters is neither a path nor a model id "
+            f"(at most {MAX_MODEL_REF_CHARS}); pass a catalog id, a Hub id or a config.json path"
+        )
     path = Path(text).expanduser()
-    if path.exists():
+    try:
+        exists = path.exists()
+    except OSError:  # a name the file system cannot hold (too long, bad bytes)
+        exists = False
+    if exists:
         return load_local(path)
     if _looks_like_path(text):
         raise UnknownModelError(
@@ -77,6 +86,9 @@ def load_model(ref: str, token: str | None = None, revision: str | None = None) 
             "run 'cfgexplorer models' to list the bundled ones"
         )
     return load_hub(text, token=token, revision=revision)
+
+
+MAX_MODEL_REF_CHARS = 4096  # characters; PATH_MAX on Linux, far above any Hub id (96 + 96)
 
 
 def load_shared_model(ref: str, token: str | None = None) -> ModelSpec:

@@ -243,3 +243,12 @@ def test_null_head_dim_means_hidden_over_heads(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     spec = load_model(str(tmp_path))
     assert spec.head_dim == cfg["hidden_size"] // cfg["num_attention_heads"]
+
+
+@pytest.mark.parametrize(
+    ("ref", "fragment"),
+    [("a" * 300, "is neither a catalog model nor a Hub id"), ("a/" * 3000, "6,000 characters")],
+)
+def test_overlong_model_references_are_one_sentence(ref, fragment):
+    with pytest.raises(UnknownModelError, match=fragment):
+        load_model(ref)
