@@ -104,3 +104,18 @@ def test_link_round_trip():
     assert second.plan.to_dict() == first.plan.to_dict()
     assert FleetPlanner().apply_query({"gpu_types": "{}"})
     assert FleetPlanner().apply_query({"models": "[not json"})
+
+
+def test_an_added_model_row_gets_a_name_of_its_own_and_the_plan_stays():
+    state = FleetPlanner()
+    rows = len(state.models)
+    state.add_model_row()
+    state.add_model_row()
+    assert len(state.models) == rows + 2
+    assert state.models["name"].tolist()[-3:] == [
+        "in-house-13b",
+        "in-house-13b (2)",
+        "in-house-13b (3)",
+    ]
+    assert state.message == ""
+    assert state.plan is not None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -236,6 +237,21 @@ class FleetPlanner(PageState):
         "gpu_types",
         *INFRA_SCALARS,
     )
+
+    def add_model_row(self) -> None:
+        """Append a copy of the last model row under a name no other row has."""
+        last = self.models.iloc[[-1]].copy()
+        taken = set(self.models.get("name", pd.Series(dtype=object)).astype(str))
+        taken |= set(self.models.get("model", pd.Series(dtype=object)).astype(str))
+        base = str(last["name"].iloc[0] if "name" in last and last["name"].iloc[0] else "")
+        base = base or str(last["model"].iloc[0] if "model" in last else "model")
+        base = re.sub(r" \(\d+\)$", "", base)  # a copy of a copy counts on from the original
+        number = 2
+        while f"{base} ({number})" in taken:
+            number += 1
+        if "name" in last:
+            last["name"] = f"{base} ({number})"
+        self.models = pd.concat([self.models, last], ignore_index=True)
 
     def __init__(self, **params: Any) -> None:
         if not {"models", "inventory", "gpu_types"} <= set(params):

@@ -68,8 +68,7 @@ class FleetView(pn.viewable.Viewer):
         remove = pn.widgets.Button(name="Remove selected", width=140)
 
         def add_row(_event: Any) -> None:
-            last = s.models.iloc[[-1]].copy()
-            s.models = pd.concat([s.models, last], ignore_index=True)
+            s.add_model_row()
 
         def remove_rows(_event: Any) -> None:
             if models.selection and len(s.models) > len(models.selection):
@@ -172,7 +171,8 @@ class FleetView(pn.viewable.Viewer):
                 ("Capital cost", _money(t["capital_cost"], cur)),
                 (
                     "Power / rack headroom",
-                    f"{t['power_headroom_kw']} kW / {t['rack_slots_headroom']} servers",
+                    f"{_or_none(t['power_headroom_kw'], 'kW', 'no power budget')} / "
+                    f"{_or_none(t['rack_slots_headroom'], 'servers', 'no rack limit')}",
                 ),
             ]
             return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -259,3 +259,8 @@ def _money(value: Any, currency: str) -> str:
     if value is None:
         return "unknown (no price given)"
     return f"{value:,.0f} {currency}"
+
+
+def _or_none(value: Any, unit: str, missing: str) -> str:
+    """A headroom with its unit, or what its absence means."""
+    return missing if value is None else f"{value} {unit}"
