@@ -343,3 +343,11 @@ def test_a_script_can_choose_the_older_profile_and_its_serve_line_names_the_bloc
     assert state.plan.block_size == 128
     # vLLM's own default is 16: the line must ask for the 128 the plan assumes.
     assert state.plan.to_dict()["vllm_serve"].endswith("--block-size 128")
+
+
+def test_link_shows_a_slider_float_without_binary_rounding():
+    state = CapacityPlanner()
+    state.gpu_memory_utilization = 0.8499999999999999  # 0.9 - 0.05 on the slider
+    assert state.to_query()["gpu_memory_utilization"] == "0.85"
+    state.gpu_memory_utilization = 0.9125
+    assert state.to_query()["gpu_memory_utilization"] == "0.9125"

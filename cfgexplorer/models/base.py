@@ -172,6 +172,9 @@ class PageState(param.Parameterized):
         self.notes = []
 
 
+FLOAT_DIGITS_IN_LINKS = 12  # significant digits; hides binary rounding, keeps any typed value
+
+
 def _to_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -179,6 +182,8 @@ def _to_text(value: Any) -> str:
         return LIST_SEPARATOR.join(str(v) for v in value)
     if isinstance(value, float) and value.is_integer():
         return f"{value:g}"
+    if isinstance(value, float):  # 0.8499999999999999 from a slider step reads as 0.85
+        return format(value, f".{FLOAT_DIGITS_IN_LINKS}g")
     return "" if value is None else str(value)
 
 
