@@ -342,3 +342,17 @@ def test_sweep_upload_then_clear_adds_no_phantom_skipped_file():
     upload.param.update(filename=None, value=None)
     assert state.skipped.empty
     assert len(state.filtered) == 1
+
+
+def test_fleet_name_field_stops_at_the_length_the_state_accepts():
+    import holoviews.plotting.bokeh  # noqa: F401 - the backend the dashboard draws with
+
+    from cfgexplorer.models.fleet import FLEET_NAME_MAX_CHARS
+    from cfgexplorer.views.fleet import FleetView
+
+    view = FleetView()
+    field = next(w for w in view.__panel__().select(pn.widgets.TextInput) if w.name == "Fleet name")
+    assert field.max_length == FLEET_NAME_MAX_CHARS == 80
+    view.state.fleet_name = "x" * 80  # the longest accepted name
+    with pytest.raises(ValueError, match="does not match regex"):
+        view.state.fleet_name = "x" * 81

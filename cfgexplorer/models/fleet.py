@@ -177,12 +177,15 @@ def _number_cell(value: Any) -> Any:
     return value
 
 
+FLEET_NAME_MAX_CHARS = 80  # characters; the summary's one-line title
+
+
 class FleetPlanner(PageState):
     """GPUs per model, servers by bin packing, power and what to buy, for a fleet of models."""
 
     fleet_name = param.String(
         default="fleet",
-        regex=r"^[^\r\n]{0,80}$",
+        regex=rf"^[^\r\n]{{0,{FLEET_NAME_MAX_CHARS}}}$",
         doc="Name of the fleet (one line, at most 80 characters), the summary's title.",
     )
     models = param.DataFrame(

@@ -12,7 +12,7 @@ import param
 from bokeh.models.widgets.tables import IntEditor, NumberEditor
 
 from cfgexplorer.models import FleetPlanner
-from cfgexplorer.models.fleet import DEFAULT_ROW
+from cfgexplorer.models.fleet import DEFAULT_ROW, FLEET_NAME_MAX_CHARS
 from cfgexplorer.views import plots
 from cfgexplorer.views.common import (
     CONTROL_WIDTH,
@@ -101,7 +101,7 @@ class FleetView(pn.viewable.Viewer):
         s.param.watch(electricity_label, ["currency"])
         electricity_label()
         fleet_name = pn.widgets.TextInput.from_param(
-            s.param.fleet_name, name="Fleet name", width=width
+            s.param.fleet_name, name="Fleet name", width=width, max_length=FLEET_NAME_MAX_CHARS
         )
         controls = pn.Column(
             "### GPUs owned",
