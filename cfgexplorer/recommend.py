@@ -677,6 +677,8 @@ def _search_gpu(
     cheapest = min(ok, key=lambda p: (p.num_gpus, -p.output_tok_s))
     if req.target_rps is not None and req.arrivals == "random":
         sizing = _sizing_at_rate(req, bases, ok, est, slos)
+    elif req.target_concurrency is not None:
+        sizing = _sizing_at_concurrency(req, bases, ok, est, slos)
     else:
         sizing = _sizing(req, ok)
     return best_latency, best_tp, cheapest, points, memory, rejected, sizing
@@ -798,6 +800,66 @@ def _sizing_at_rate(
             "itl_ms": round(e.itl_ms, 3),
             "e2e_s": round(e.e2e_s, 4),
             "prefill_utilization": round(e.prefill_utilization, 3),
+            "output_tok_s": round(e.output_tok_s * replicas, 2),
+            "within_max_gpus": gpus <= req.max_gpus,
+        }
+        if best is None or (gpus, tp) < (best["num_gpus"], best["tp"]):
+            best = candidate
+    return best
+
+
+def _sizing_at_concurrency(
+    req: RecommendRequest,
+    bases: Mapping[int, EstimateRequest],
+    ok: list[Point],
+    est: Estimator,
+    slos: Mapping[str, float],
+) -> dict[str, Any] | None:
+    """The fewest replicas and GPUs that hold ``target_concurrency`` requests within the SLOs.
+
+    For each TP size, the most requests one replica holds while meeting every SLO is
+    found by bisection between the best ladder point and the KV-cache limit (latency
+    grows with concurrency); the target split evenly over ``ceil(target / that)``
+    replicas is then estimated at its real per-replica load and checked.
+    """
+    target = float(req.target_concurrency or 0)
+    best: dict[str, Any] | None = None
+    for tp, base in bases.items():
+        levels = [p.estimate.concurrency for p in ok if p.tp == tp and p.replicas == 1]
+        if not levels:
+            continue
+        lo = max(levels)  # meets the SLOs: it is one of the ok points
+        kv_limit, _why = est.kv_limit(base)
+        hi = math.floor(kv_limit) if kv_limit and math.isfinite(kv_limit) else lo
+        if hi > lo and _meets(est.estimate(_with(base, concurrency=hi)), slos):
+            lo = hi
+        while hi - lo > 1:  # integer bisection: lo meets the SLOs, hi does not
+            mid = (lo + hi) // 2
+            if _meets(est.estimate(_with(base, concurrency=mid)), slos):
+                lo = mid
+            else:
+                hi = mid
+        first = max(1, math.ceil(target / lo - 1e-9))
+        for replicas in range(first, first + SIZING_EXTRA_REPLICAS + 1):
+            e = est.estimate(_with(base, concurrency=target / replicas))
+            if _meets(e, slos):
+                break
+        else:
+            continue
+        gpus = replicas * tp
+        candidate = {
+            "target_rps": None,
+            "target_concurrency": req.target_concurrency,
+            "arrivals": req.arrivals,
+            "tp": tp,
+            "replicas": replicas,
+            "num_gpus": gpus,
+            "concurrency_per_replica": round(target / replicas, 3),
+            "max_concurrency_per_replica": _num(lo),
+            "request_rate_per_replica": round(e.request_rate_per_s, 4),
+            "ttft_ms": round(e.ttft_ms, 3),
+            "itl_ms": round(e.itl_ms, 3),
+            "e2e_s": round(e.e2e_s, 4),
             "output_tok_s": round(e.output_tok_s * replicas, 2),
             "within_max_gpus": gpus <= req.max_gpus,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -294,3 +295,39 @@ def test_no_fit_reason_quotes_the_largest_tp_tried():
 def test_bad_request_is_rejected_before_any_search(spec, change, fragment):
     with pytest.raises(InvalidDeploymentError, match=re.escape(fragment)):
         recommend(_req(spec, **change))
+
+
+def test_target_concurrency_is_sized_at_the_real_per_replica_load():
+    req = RecommendRequest(
+        model="Qwen/Qwen3-8B",
+        input_len=1000,
+        output_len=200,
+        gpu_list=("H100",),
+        max_gpus=64,
+        max_itl_ms=20.0,
+        target_concurrency=500,
+    )
+    sizing = recommend(req).results[0].sizing
+    top = sizing["max_concurrency_per_replica"]
+    # The fewest replicas whose SLO-meeting capacity covers 500 requests...
+    assert sizing["replicas"] == math.ceil(500 / top)
+    assert (sizing["replicas"] - 1) * top < 500
+    # ...each loaded with its even share, and the latencies at that load are reported.
+    assert sizing["concurrency_per_replica"] == pytest.approx(500 / sizing["replicas"], abs=1e-3)
+    assert sizing["itl_ms"] < 20.0
+    assert sizing["ttft_ms"] > 0
+    # One request more than the found maximum breaks the ITL SLO at the band's upper edge.
+    over = recommend(
+        RecommendRequest(
+            model="Qwen/Qwen3-8B",
+            input_len=1000,
+            output_len=200,
+            gpu_list=("H100",),
+            max_gpus=1,
+            tp=1,
+            concurrency=(int(top) + 1,),
+            max_itl_ms=20.0,
+            include_points=True,
+        )
+    )
+    assert not any(p.meets_slo for r in over.results for p in r.points) or over.failed
