@@ -351,3 +351,23 @@ def test_link_shows_a_slider_float_without_binary_rounding():
     assert state.to_query()["gpu_memory_utilization"] == "0.85"
     state.gpu_memory_utilization = 0.9125
     assert state.to_query()["gpu_memory_utilization"] == "0.9125"
+
+
+def test_a_link_with_expert_parallel_keeps_the_tp_only_expert_parallel_allows():
+    state = CapacityPlanner()
+    notes = state.apply_query(
+        {
+            "model": "Qwen/Qwen3-30B-A3B-FP8",
+            "gpu": "H100-SXM-80GB",
+            "tp": "8",
+            "enable_expert_parallel": "true",
+            "max_model_len": "16384",
+        }
+    )
+    assert notes == []
+    assert state.tp == 8
+    assert state.plan.deployment.tp == 8
+    # The page's own link round-trips.
+    again = CapacityPlanner()
+    assert again.apply_query(state.to_query()) == []
+    assert again.tp == 8

@@ -194,10 +194,10 @@ class CapacityPlanner(ModelPageState):
         "model",
         "gpu",
         "profile",
+        "enable_expert_parallel",  # before tp: it widens the TP choices a link may name
         "tp",
         "pp",
         "dp",
-        "enable_expert_parallel",
         "max_model_len",
         "gpu_memory_utilization",
         "dtype",
