@@ -1085,9 +1085,11 @@ def plan(
             "activation and non-torch memory); raise gpu_memory_utilization, lower "
             "max_num_batched_tokens / max_num_seqs, or add GPUs"
         )
-    mml_fit = _max_len_that_fits(
-        layout, ws.kv_pool_gib * GIB, mbt, block_size, spec.max_position_embeddings
-    )
+    # The search stops at the model's maximum, or at the longer length a user allowed.
+    length_cap = spec.max_position_embeddings
+    if dep.allow_long_max_model_len:
+        length_cap = max(length_cap, max_model_len)
+    mml_fit = _max_len_that_fits(layout, ws.kv_pool_gib * GIB, mbt, block_size, length_cap)
     needed = kv_needed_bytes(layout, max_model_len, mbt)
     if not problems and needed > ws.kv_pool_gib * GIB:
         problems.append(

@@ -688,8 +688,9 @@ def _rope_scaled_max_len(
     if rope_type in ROPE_TYPES_NOT_SCALED or not isinstance(factor, int | float) or factor <= 1:
         return max_pos
     base = max_pos
-    if rope_type == "yarn" and isinstance(rope.get("original_max_position_embeddings"), int):
-        base = rope["original_max_position_embeddings"]
+    original = rope.get("original_max_position_embeddings")
+    if rope_type == "yarn" and isinstance(original, int | float) and original > 0:
+        base = int(original)
     scaled = int(base * factor)
     if scaled != max_pos:
         notes.append(

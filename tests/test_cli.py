@@ -386,3 +386,21 @@ def test_int8_w8a8_runs_on_turing_but_fp8_weights_do_not(capsys):
     status, _, err = run(capsys, "plan", "--model", "Qwen/Qwen3-30B-A3B-FP8", "--gpu", "T4")
     assert status == 2
     assert "cannot run 8-bit quantized weights" in err
+
+
+def test_largest_length_that_fits_follows_an_allowed_long_context(capsys):
+    status, out, _ = run(
+        capsys,
+        "plan",
+        "--model",
+        "Qwen/Qwen3-8B",
+        "--max-model-len",
+        "5000000",
+        "--allow-long-max-model-len",
+    )
+    d = json.loads(out)
+    assert status == 0
+    assert not d["fits"]
+    # Above the model's 40,960: the KV pool, not the config, is what bounds it now.
+    assert 40960 < d["max_model_len_that_fits"] < 5000000
+    assert f"the largest length that fits is {d['max_model_len_that_fits']}" in d["problems"][0]

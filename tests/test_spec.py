@@ -357,6 +357,7 @@ def test_unknown_layer_types_are_taken_as_full_attention_with_a_note():
     ("rope", "expected"),
     [
         ({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8192}, 32768),
+        ({"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 2048.0}, 8192),
         ({"type": "linear", "factor": 2.0}, 16384),
         ({"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192}, 8192),
         ({"rope_type": "default"}, 8192),
