@@ -187,8 +187,15 @@ def run(args: argparse.Namespace) -> int:
     preset = explore.get_preset(args.preset) if args.preset else None
     scenario_cols = _split(args.scenario) or list(preset.scenario if preset else DEFAULT_SCENARIO)
     slos = [*(preset.slos if preset else ()), *(explore.SLO.parse(s) for s in args.slo)]
-    if args.pareto is not None and not _split(args.pareto):
-        raise explore.SweepQueryError("--pareto takes exactly two metrics, e.g. A,B")
+    for flag, value in (
+        ("--pareto", args.pareto),
+        ("--scenario", args.scenario),
+        ("--by", args.by),
+    ):
+        if value is not None and not _split(value):
+            raise explore.SweepQueryError(f"{flag} {value!r} names no column; give COL,COL")
+    if args.pareto is not None and len(_split(args.pareto)) == 1 and "," in args.pareto:
+        raise explore.SweepQueryError("--pareto needs two different metrics, e.g. A,B")
     pareto = _split(args.pareto) or list(preset.pareto if preset else DEFAULT_PARETO)
     by = _split(args.by) or list(preset.by if preset else ())
     if len(pareto) != 2:
@@ -210,7 +217,11 @@ def run(args: argparse.Namespace) -> int:
         more = f" (and {len(loaded.skipped) - 3} more)" if len(loaded.skipped) > 3 else ""
         raise ReportFileError(
             "no benchmark results could be loaded"
-            + (f" ({shown}{more})" if shown else " (no result files found)")
+            + (
+                f" ({shown}{more})"
+                if shown
+                else f" (no result files found in {', '.join(map(str, args.paths))})"
+            )
             + "; point at llm-d, vLLM bench, GuideLLM or inference-perf result files"
         )
 
