@@ -124,6 +124,11 @@ def test_nothing_loadable_exits_2_naming_each_file_and_its_reason(
     assert "no benchmark results could be loaded" in err
     assert f"{tmp_path / 'empty.json'}: empty file" in err
     assert f"{tmp_path / 'junk.yaml'}: unknown format" in err
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    status, _, err = _run(capsys, str(empty))
+    assert status == 2
+    assert f"no result files found in {empty}" in err
 
 
 def test_bad_output_suffix_exits_2(
@@ -215,7 +220,15 @@ def test_empty_pareto_list_is_refused_and_repeated_scenario_columns_count_once(
     status, out, err = _run(capsys, str(demo), "--pareto", ",")
     assert status == 2
     assert out == ""
-    assert "--pareto takes exactly two metrics" in err
+    assert "--pareto ',' names no column" in err
+
+    status, _, err = _run(capsys, str(demo), "--pareto", "Thpt_per_User,Thpt_per_User")
+    assert status == 2
+    assert "--pareto needs two different metrics" in err
+    for flag in ("--scenario", "--by"):
+        status, _, err = _run(capsys, str(demo), flag, ",")
+        assert status == 2
+        assert f"{flag} ',' names no column" in err
 
     status, out, _ = _run(capsys, str(demo), "--scenario", "Model,Model")
     assert status == 0
