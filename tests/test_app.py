@@ -356,3 +356,25 @@ def test_fleet_name_field_stops_at_the_length_the_state_accepts():
     view.state.fleet_name = "x" * 80  # the longest accepted name
     with pytest.raises(ValueError, match="does not match regex"):
         view.state.fleet_name = "x" * 81
+
+
+def test_recommend_page_draws_the_ttft_slo_beside_the_itl_slo():
+    import holoviews as hv
+    import holoviews.plotting.bokeh  # noqa: F401 - the backend the dashboard draws with
+
+    from cfgexplorer.models import GPURecommender
+    from cfgexplorer.views.recommend import RecommendView
+
+    view = RecommendView(GPURecommender(max_ttft_ms=500.0, max_itl_ms=30.0))
+    overlays = [
+        p.object for p in view.__panel__().select(pn.pane.HoloViews) if p.object is not None
+    ]
+    lines = {
+        o.opts.get().kwargs.get("title", "").split(" (")[0]: [
+            e.data for e in o if isinstance(e, hv.VLine)
+        ]
+        for o in overlays
+        if isinstance(o, hv.Overlay)
+    }
+    assert lines["Throughput vs ITL"] == [30.0]
+    assert lines["Throughput vs TTFT"] == [500.0]

@@ -57,6 +57,8 @@ POINT_COLUMNS = [
     "output_tok_s_per_gpu",
     "itl_ms_lower",
     "itl_ms_upper",
+    "ttft_ms_lower",
+    "ttft_ms_upper",
     "meets_slo",
 ]
 
@@ -301,6 +303,7 @@ def _tables(rec: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
             p = point.to_dict()
             p["gpu"] = result.gpu
             p["itl_ms_lower"] = round(point.estimate.band.lower["itl_ms"], 3)
+            p["ttft_ms_lower"] = round(point.estimate.band.lower["ttft_ms"], 3)
             points.append(p)
     columns = RANK_COLUMNS + (list(SIZING_COLUMNS.values()) if rec.request.target_rps else [])
     ranked = pd.DataFrame(rows, columns=columns)

@@ -223,8 +223,17 @@ FREE_SLOT = "(free)"  # the model name of an empty GPU slot in the layout frame
 TOP_GPUS = 6  # curves drawn for the best-ranked GPU types; more would be unreadable
 
 
-def throughput_vs_latency(curves: pd.DataFrame, gpus: list[str], itl_slo: float | None) -> Any:
-    """Output throughput per GPU against ITL for each GPU's best deployment, with error bands."""
+LATENCY_AXES = {"itl_ms": "ITL (ms)", "ttft_ms": "TTFT (ms)"}
+
+
+def throughput_vs_latency(
+    curves: pd.DataFrame, gpus: list[str], slo: float | None, metric: str = "itl_ms"
+) -> Any:
+    """Output throughput per GPU against a latency (ITL or TTFT) per GPU, with error bands.
+
+    The latency's SLO, when set, is the dashed vertical line.
+    """
+    name = LATENCY_AXES[metric].split(" ")[0]
     elements: list[Any] = []
     for gpu in gpus:
         part = curves[curves["gpu"] == gpu]
@@ -233,23 +242,28 @@ def throughput_vs_latency(curves: pd.DataFrame, gpus: list[str], itl_slo: float 
         elements.append(
             hv.Segments(
                 part,
-                ["itl_ms_lower", "output_tok_s_per_gpu", "itl_ms_upper", "output_tok_s_per_gpu"],
+                [
+                    f"{metric}_lower",
+                    "output_tok_s_per_gpu",
+                    f"{metric}_upper",
+                    "output_tok_s_per_gpu",
+                ],
             ).opts(alpha=0.35, line_width=6)
         )
         elements.append(
             hv.Curve(
-                part, "itl_ms", ["output_tok_s_per_gpu", "concurrency", "tp", "num_gpus"], label=gpu
+                part, metric, ["output_tok_s_per_gpu", "concurrency", "tp", "num_gpus"], label=gpu
             ).opts(tools=["hover"], line_width=2)
         )
-    if itl_slo:
-        elements.append(hv.VLine(itl_slo).opts(color="red", line_dash="dashed"))
+    if slo:
+        elements.append(hv.VLine(slo).opts(color="red", line_dash="dashed"))
     if not elements:
-        elements.append(hv.Curve([], "itl_ms", "output_tok_s_per_gpu"))
+        elements.append(hv.Curve([], metric, "output_tok_s_per_gpu"))
     return hv.Overlay(elements).opts(
         height=340,
         responsive=True,
-        title="Throughput vs ITL (bands: estimate error band; dashed: ITL SLO)",
-        xlabel="ITL (ms)",
+        title=f"Throughput vs {name} (bands: estimate error band; dashed: {name} SLO)",
+        xlabel=LATENCY_AXES[metric],
         ylabel="output tok/s per GPU",
         legend_position="right",
         default_tools=["save", "pan", "wheel_zoom", "reset"],

@@ -156,13 +156,17 @@ class RecommendView(pn.viewable.Viewer):
                 + "\n".join(f"- {n}" for n in rec.notes)
             )
 
-        def curve_plots(curves: Any, ranked: Any, itl_slo: float) -> Any:
+        def curve_plots(curves: Any, ranked: Any, itl_slo: float, ttft_slo: float) -> Any:
             if curves is None or ranked is None or ranked.empty:
                 return Alert("No GPU can serve this workload.", alert_type="info")
             top = list(ranked["gpu"].head(plots.TOP_GPUS))
             return pn.Column(
                 pn.pane.HoloViews(
                     plots.throughput_vs_latency(curves, top, itl_slo or None),
+                    sizing_mode="stretch_width",
+                ),
+                pn.pane.HoloViews(
+                    plots.throughput_vs_latency(curves, top, ttft_slo or None, "ttft_ms"),
                     sizing_mode="stretch_width",
                 ),
                 pn.pane.HoloViews(
@@ -206,7 +210,13 @@ class RecommendView(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             pn.panel(
-                pn.bind(curve_plots, s.param.curves, s.param.ranked, s.param.max_itl_ms),
+                pn.bind(
+                    curve_plots,
+                    s.param.curves,
+                    s.param.ranked,
+                    s.param.max_itl_ms,
+                    s.param.max_ttft_ms,
+                ),
                 loading_indicator=True,
                 sizing_mode="stretch_width",
             ),
