@@ -360,7 +360,7 @@ def test_fleet_name_field_stops_at_the_length_the_state_accepts():
 
 def test_recommend_page_draws_the_ttft_slo_beside_the_itl_slo():
     import holoviews as hv
-    import holoviews.plotting.bokeh  # noqa: F401 - the backend the dashboard draws with
+    import holoviews.plotting.bokeh  # the backend the dashboard draws with
 
     from cfgexplorer.models import GPURecommender
     from cfgexplorer.views.recommend import RecommendView
