@@ -778,33 +778,18 @@ def _sizing_at_rate(
         top = _max_rate_meeting_slos(base, est, slos, hint=max(rates))
         if top is None:
             continue
-        first = max(1, math.ceil(target / top - 1e-9))
-        for replicas in range(first, first + SIZING_EXTRA_REPLICAS + 1):
-            e = est.estimate(_with(base, request_rate=target / replicas))
-            if _meets(e, slos):
-                break
-        else:
+        found = _fewest_replicas(base, est, slos, "request_rate", target, top)
+        if found is None:
             continue
-        gpus = replicas * tp
-        candidate = {
-            "target_rps": req.target_rps,
-            "target_concurrency": None,
-            "arrivals": "random",
-            "tp": tp,
-            "replicas": replicas,
-            "num_gpus": gpus,
-            "request_rate_per_replica": round(target / replicas, 4),
-            "max_request_rate_per_replica": round(top, 4),
-            "concurrency_per_replica": round(e.concurrency, 3),
-            "ttft_ms": round(e.ttft_ms, 3),
-            "itl_ms": round(e.itl_ms, 3),
-            "e2e_s": round(e.e2e_s, 4),
-            "prefill_utilization": round(e.prefill_utilization, 3),
-            "output_tok_s": round(e.output_tok_s * replicas, 2),
-            "within_max_gpus": gpus <= req.max_gpus,
-        }
-        if best is None or (gpus, tp) < (best["num_gpus"], best["tp"]):
-            best = candidate
+        replicas, e = found
+        candidate = _sizing_record(req, tp, replicas, e, "random")
+        candidate.update(
+            request_rate_per_replica=round(target / replicas, 4),
+            max_request_rate_per_replica=round(top, 4),
+            concurrency_per_replica=round(e.concurrency, 3),
+            prefill_utilization=round(e.prefill_utilization, 3),
+        )
+        best = _fewer_gpus(best, candidate)
     return best
 
 
@@ -839,32 +824,65 @@ def _sizing_at_concurrency(
                 lo = mid
             else:
                 hi = mid
-        first = max(1, math.ceil(target / lo - 1e-9))
-        for replicas in range(first, first + SIZING_EXTRA_REPLICAS + 1):
-            e = est.estimate(_with(base, concurrency=target / replicas))
-            if _meets(e, slos):
-                break
-        else:
+        found = _fewest_replicas(base, est, slos, "concurrency", target, lo)
+        if found is None:
             continue
-        gpus = replicas * tp
-        candidate = {
-            "target_rps": None,
-            "target_concurrency": req.target_concurrency,
-            "arrivals": req.arrivals,
-            "tp": tp,
-            "replicas": replicas,
-            "num_gpus": gpus,
-            "concurrency_per_replica": round(target / replicas, 3),
-            "max_concurrency_per_replica": _num(lo),
-            "request_rate_per_replica": round(e.request_rate_per_s, 4),
-            "ttft_ms": round(e.ttft_ms, 3),
-            "itl_ms": round(e.itl_ms, 3),
-            "e2e_s": round(e.e2e_s, 4),
-            "output_tok_s": round(e.output_tok_s * replicas, 2),
-            "within_max_gpus": gpus <= req.max_gpus,
-        }
-        if best is None or (gpus, tp) < (best["num_gpus"], best["tp"]):
-            best = candidate
+        replicas, e = found
+        candidate = _sizing_record(req, tp, replicas, e, req.arrivals)
+        candidate.update(
+            concurrency_per_replica=round(target / replicas, 3),
+            max_concurrency_per_replica=_num(lo),
+            request_rate_per_replica=round(e.request_rate_per_s, 4),
+        )
+        best = _fewer_gpus(best, candidate)
+    return best
+
+
+def _fewest_replicas(
+    base: EstimateRequest,
+    est: Estimator,
+    slos: Mapping[str, float],
+    load: str,
+    target: float,
+    per_replica_top: float,
+) -> tuple[int, Estimate] | None:
+    """The fewest replicas whose even share of ``target`` (a ``load`` field) meets the SLOs.
+
+    Starts at ``ceil(target / per_replica_top)`` and tries a few more, since the top was
+    found at one load level and the split share may land just past it.
+    """
+    first = max(1, math.ceil(target / per_replica_top - 1e-9))
+    for replicas in range(first, first + SIZING_EXTRA_REPLICAS + 1):
+        e = est.estimate(_with(base, **{load: target / replicas}))
+        if _meets(e, slos):
+            return replicas, e
+    return None
+
+
+def _sizing_record(
+    req: RecommendRequest, tp: int, replicas: int, e: Estimate, arrivals: str
+) -> dict[str, Any]:
+    """The fields every sizing answer has: the target, the deployment and its latencies."""
+    gpus = replicas * tp
+    return {
+        "target_rps": req.target_rps,
+        "target_concurrency": req.target_concurrency,
+        "arrivals": arrivals,
+        "tp": tp,
+        "replicas": replicas,
+        "num_gpus": gpus,
+        "ttft_ms": round(e.ttft_ms, 3),
+        "itl_ms": round(e.itl_ms, 3),
+        "e2e_s": round(e.e2e_s, 4),
+        "output_tok_s": round(e.output_tok_s * replicas, 2),
+        "within_max_gpus": gpus <= req.max_gpus,
+    }
+
+
+def _fewer_gpus(best: dict[str, Any] | None, candidate: dict[str, Any]) -> dict[str, Any]:
+    """The sizing with fewer GPUs (then the smaller TP)."""
+    if best is None or (candidate["num_gpus"], candidate["tp"]) < (best["num_gpus"], best["tp"]):
+        return candidate
     return best
 
 
