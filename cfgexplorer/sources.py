@@ -129,7 +129,7 @@ def load_hub(repo_id: str, token: str | None = None, revision: str | None = None
 
     files = fetch_hub_files(repo_id, token=token, revision=revision)
     require_shape_keys(files.config, files.repo_id)
-    config = fill_defaults(files.config)
+    config = fill_defaults(files.config, files.repo_id)
     spec = spec_from_config(
         config,
         model_id=files.repo_id,
@@ -161,7 +161,7 @@ def load_local(path: Path) -> ModelSpec:
     name = config.get("_name_or_path") or fallback
     require_shape_keys(config, str(config_path))
     spec = spec_from_config(
-        fill_defaults(config),
+        fill_defaults(config, str(config_path)),
         model_id=str(name) if name else str(folder),
         source="local",
         revision=None,
@@ -248,12 +248,11 @@ _SHAPE_KEYS = {
 
 def require_shape_keys(config: dict[str, Any], where: str) -> None:
     """Name every shape field the config lacks before defaults could fill them in."""
-    from cfgexplorer.spec import check_sizes, text_config_of
+    from cfgexplorer.spec import text_config_of
 
     if not isinstance(config, dict):
         raise ModelConfigError(f"{where} is not a JSON object; pass the model's config.json")
     text = text_config_of(config)
-    check_sizes(text, where)
     missing = [
         label
         for label, names in _SHAPE_KEYS.items()
@@ -271,7 +270,7 @@ def require_shape_keys(config: dict[str, Any], where: str) -> None:
         )
 
 
-def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
+def fill_defaults(config: dict[str, Any], where: str | None = None) -> dict[str, Any]:
     """Complete a config with transformers' defaults for its ``model_type``, when known.
 
     Every key of the original config is kept; transformers only adds what is
@@ -289,7 +288,7 @@ def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
             f'{model_type!r}, which is not a name; set it to the model\'s type, e.g. "llama"'
         )
     # Before transformers sees them: it builds per-layer lists, and 10**12 layers never end.
-    check_sizes(text_config_of(config), str(config.get("_name_or_path") or "this model"))
+    check_sizes(text_config_of(config), where or str(config.get("_name_or_path") or "this model"))
     # Without torch, transformers prints an advisory on import; it is not ours to show.
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     try:
