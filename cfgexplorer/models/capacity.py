@@ -405,14 +405,11 @@ class CapacityPlanner(ModelPageState):
         """Expert parallelism changes which TP sizes the experts allow: offer those."""
         if self.spec is None:
             return
-        ep = bool(self.enable_expert_parallel)
-        valid = memory.valid_tp_sizes(self.spec, MAX_TP, ep)["valid"] or [1]
+        valid, fallback, reason = self._tp_choices(self.spec)
         self._loading = True
         try:
             self.param.tp.objects = valid
-            if self.tp not in valid:
-                reason = memory.tp_rejection(self.spec, int(self.tp), ep)
-                fallback = max((t for t in valid if t <= self.tp), default=valid[0])
+            if fallback is not None:
                 self.add_note(
                     f"tp={self.tp} does not work without expert parallel ({reason}); "
                     f"using {fallback}"
@@ -420,6 +417,17 @@ class CapacityPlanner(ModelPageState):
                 self.tp = fallback
         finally:
             self._loading = False
+
+    def _tp_choices(self, spec: ModelSpec) -> tuple[list[int], int | None, str | None]:
+        """The TP sizes the model allows with the current expert-parallel switch, and, when
+        the current tp is not one of them, the nearest smaller size to use and why."""
+        ep = bool(self.enable_expert_parallel)
+        valid = memory.valid_tp_sizes(spec, MAX_TP, ep)["valid"] or [1]
+        tp = int(self.tp)
+        if tp in valid:
+            return valid, None, None
+        fallback = max((t for t in valid if t <= tp), default=valid[0])
+        return valid, fallback, memory.tp_rejection(spec, tp, ep)
 
     def _load_model(self) -> None:
         """Resolve the model, then make the TP choices and length bound follow it."""
@@ -438,14 +446,12 @@ class CapacityPlanner(ModelPageState):
             return
         log.info("model %s resolved from %s", spec.model_id, spec.source)
 
-        ep = bool(self.enable_expert_parallel)
-        valid = memory.valid_tp_sizes(spec, MAX_TP, ep)["valid"] or [1]
+        valid, fallback, reason = self._tp_choices(spec)
         updates: dict[str, Any] = {}
-        tp = int(self.tp)
-        if tp not in valid:
-            fallback = max(t for t in valid if t <= tp) if min(valid) <= tp else valid[0]
-            reason = memory.tp_rejection(spec, tp, ep)
-            self.add_note(f"tp={tp} does not work for {spec.model_id} ({reason}); using {fallback}")
+        if fallback is not None:
+            self.add_note(
+                f"tp={self.tp} does not work for {spec.model_id} ({reason}); using {fallback}"
+            )
             updates["tp"] = fallback
         model_max = spec.max_position_embeddings
         if self._mml_follows_model:
