@@ -838,6 +838,17 @@ def _check_layer_pattern(text: dict[str, Any], num_layers: int, model_id: str) -
             )
 
 
+def _layer_symbols(text: dict[str, Any]) -> str | None:
+    """One symbol per layer (M, *, -, E) from hybrid_override_pattern or layers_block_type."""
+    pattern = _hybrid_pattern(text)
+    if pattern:
+        return pattern
+    block_types = text.get("layers_block_type")
+    if isinstance(block_types, list):
+        return "".join(BLOCK_TYPE_SYMBOLS[str(b)] for b in block_types)
+    return None
+
+
 def _hybrid_pattern(text: dict[str, Any]) -> str | None:
     pattern = text.get("hybrid_override_pattern")
     return pattern if isinstance(pattern, str) and pattern else None
@@ -923,10 +934,8 @@ def _layer_attention(
             for _ in range(num_layers)
         ]
 
-    pattern = _hybrid_pattern(text)
-    block_types = text.get("layers_block_type")
-    if pattern or isinstance(block_types, list):
-        symbols = pattern or "".join(BLOCK_TYPE_SYMBOLS[str(b)] for b in block_types)
+    symbols = _layer_symbols(text)
+    if symbols is not None:
         conv, ssm = _mamba_state(text, hidden)
         out = []
         for ch in symbols[:num_layers]:
@@ -1148,12 +1157,9 @@ def _moe(
 
 
 def _moe_layers(text: dict[str, Any], model_type: str, num_layers: int) -> list[int]:
-    pattern = _hybrid_pattern(text)
-    if pattern:
-        return [i for i, ch in enumerate(pattern[:num_layers]) if ch == "E"]
-    block_types = text.get("layers_block_type")
-    if isinstance(block_types, list):
-        return [i for i, b in enumerate(block_types[:num_layers]) if str(b) == "moe"]
+    symbols = _layer_symbols(text)
+    if symbols is not None:
+        return [i for i, ch in enumerate(symbols[:num_layers]) if ch == "E"]
     freq = text.get("moe_layer_freq")
     if isinstance(freq, list):
         return [i for i, f in enumerate(freq[:num_layers]) if int(f)]
@@ -1183,10 +1189,8 @@ def _mlp_layout(
     layers: list[LayerAttention],
 ) -> tuple[list[str], list[int]]:
     """Per layer: what kind of MLP it has and the width of its dense MLP."""
-    pattern = _hybrid_pattern(text)
-    block_types = text.get("layers_block_type")
-    if pattern or isinstance(block_types, list):
-        symbols = pattern or "".join(BLOCK_TYPE_SYMBOLS[str(b)] for b in block_types)
+    symbols = _layer_symbols(text)
+    if symbols is not None:
         kinds, widths = [], []
         for ch in symbols[:num_layers]:
             if ch == "E":
